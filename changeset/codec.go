@@ -328,3 +328,22 @@ func (r *reader) uuid() uuid.UUID {
 	}
 	return id
 }
+
+// PeekID reads only the identity (Origin, OriginSeq) at the head of an
+// encoded changeset, without decoding or allocating the rest. A pull uses it
+// to skip changesets the merge tickets say it has. It does not validate the
+// rest of b; Decode does.
+func PeekID(b []byte) (ID, error) {
+	r := newReader(b)
+	if n := r.arrayLen(); n != 7 && r.err == nil {
+		return ID{}, fmt.Errorf("%w: changeset array has %d elements, want 7", ErrCorrupt, n)
+	}
+	if v := r.uint(); v != FormatVersion && r.err == nil {
+		return ID{}, fmt.Errorf("%w: unknown format version %d", ErrCorrupt, v)
+	}
+	id := ID{Origin: r.uuid(), Seq: r.uint()}
+	if r.err != nil {
+		return ID{}, fmt.Errorf("%w: %v", ErrCorrupt, r.err)
+	}
+	return id, nil
+}

@@ -1,0 +1,341 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/google/uuid"
+
+	"github.com/prophet-sync/prophet/changeset"
+)
+
+// Commit path.
+//
+// Every write goes through one committer goroutine. A caller sends a request
+// and waits. The committer takes the first request, then every request
+// already queued (up to Options.MaxGroupChangesets / MaxGroupBytes), stages
+// them one after another into one Pebble batch, commits that batch with one
+// fsync and answers them all. So N concurrent committers cost one fsync, not
+// N (group commit), and the single goroutine makes sequence numbers, LUIDs
+// and the read-modify-write of record state race-free without locks.
+//
+// Each request is a unit: all of it lands or none of it does. A unit is
+// staged against a view of the state (its own overlay, over the batch's
+// overlay, over the DB) and only merged into the batch once all of it
+// applies. A unit that fails leaves no trace in the batch; the others in the
+// group commit normally.
+//
+// A commit is acknowledged only once the batch is synced (I1). If a sync
+// fails, the replica stops taking commits: Pebble's state after a failed WAL
+// write is not to be trusted, and reopening replays what is durable.
+
+// request is one unit sent to the committer.
+type request struct {
+	ctx   context.Context
+	edits []Edit                 // a local changeset from these edits, or
+	css   []*changeset.Changeset // changesets to integrate, all or none, or
+	bulk  func() (*Unit, error)  // a bulk load, or
+	set   map[uuid.UUID]uint64   // tickets to set
+
+	done chan struct{}
+	out  []*changeset.Changeset // what was committed
+	skip int                    // integrated before: skipped
+	bulkResult BulkResult
+	err  error
+}
+
+type committer struct {
+	r    *Replica
+	reqs chan *request
+	quit chan struct{}
+	wg   sync.WaitGroup
+
+	// failed is set when a batch could not be committed; every later
+	// request gets it.
+	failed error
+
+	// owned by the committer goroutine
+	seq     uint64
+	tickets map[uuid.UUID]uint64
+	types   map[string]typeStats
+	dig     digest
+}
+
+func newCommitter(r *Replica) *committer {
+	c := &committer{
+		r:       r,
+		reqs:    make(chan *request, 1024),
+		quit:    make(chan struct{}),
+		seq:     r.durable.Load(),
+		tickets: maps.Clone(r.tickets),
+		types:   maps.Clone(r.types),
+		dig:     r.dig,
+	}
+	c.wg.Add(1)
+	go c.run()
+	return c
+}
+
+func (c *committer) close() {
+	close(c.quit)
+	c.wg.Wait()
+}
+
+// submit sends req and waits for its answer.
+func (r *Replica) submit(req *request) error {
+	if r.c == nil {
+		return errors.New("replica: opened read-only; reopen it without ReadOnly to write")
+	}
+	if req.ctx == nil {
+		req.ctx = context.Background()
+	}
+	req.done = make(chan struct{})
+	select {
+	case r.c.reqs <- req:
+	case <-r.c.quit:
+		return ErrClosed
+	case <-req.ctx.Done():
+		return req.ctx.Err()
+	}
+	// Once queued, a request is always answered; waiting for the answer
+	// rather than for ctx means a caller never mistakes a commit that
+	// happened for one that did not.
+	<-req.done
+	return req.err
+}
+
+func (c *committer) run() {
+	defer c.wg.Done()
+	for {
+		var first *request
+		select {
+		case first = <-c.reqs:
+		case <-c.quit:
+			// Answer what is still queued, then stop.
+			for {
+				select {
+				case req := <-c.reqs:
+					req.err = ErrClosed
+					close(req.done)
+				default:
+					return
+				}
+			}
+		}
+		c.group(first)
+	}
+}
+
+// group stages first and whatever else is queued into one batch and commits.
+func (c *committer) group(first *request) {
+	t := c.newTxn()
+	var staged []*request
+	add := func(req *request) {
+		if c.failed != nil {
+			req.err = c.failed
+			close(req.done)
+			return
+		}
+		if req.bulk != nil {
+			// A bulk load commits its own batches; flush ours first so
+			// order is kept.
+			c.commit(t, staged)
+			staged, t = nil, c.newTxn()
+			req.bulkResult, req.err = c.runBulk(req)
+			close(req.done)
+			return
+		}
+		if err := req.ctx.Err(); err != nil {
+			req.err = err
+			close(req.done)
+			return
+		}
+		req.err = c.stage(t, req)
+		if req.err != nil {
+			close(req.done)
+			return
+		}
+		staged = append(staged, req)
+	}
+	add(first)
+more:
+	for t.n < c.r.opts.MaxGroupChangesets && t.size < c.r.opts.MaxGroupBytes {
+		select {
+		case req := <-c.reqs:
+			add(req)
+		default:
+			break more
+		}
+	}
+	c.commit(t, staged)
+}
+
+// commit syncs t and answers the requests staged in it.
+func (c *committer) commit(t *txn, staged []*request) {
+	err := c.apply(t)
+	for _, req := range staged {
+		if err != nil {
+			req.out, req.err = nil, err
+		}
+		close(req.done)
+	}
+}
+
+// apply commits t's batch with a sync and publishes the new state.
+func (c *committer) apply(t *txn) error {
+	defer t.b.Close()
+	if t.b.Empty() {
+		return nil
+	}
+	t.flushMeta()
+	if err := t.b.Commit(pebble.Sync); err != nil {
+		c.failed = fmt.Errorf("replica: commit failed, no further writes accepted (reopen the replica; every acknowledged commit is safe): %w", err)
+		c.r.opts.Logger.Error("commit failed", "err", err)
+		return c.failed
+	}
+	c.seq, c.dig = t.seq, t.dig
+	maps.Copy(c.tickets, t.tickets)
+	maps.Copy(c.types, t.types)
+	r := c.r
+	r.mu.Lock()
+	r.dig = c.dig
+	maps.Copy(r.tickets, t.tickets)
+	maps.Copy(r.types, t.types)
+	r.mu.Unlock()
+	r.durable.Store(c.seq)
+	return nil
+}
+
+func (c *committer) stage(t *txn, req *request) error {
+	u := t.unit()
+	switch {
+	case req.edits != nil:
+		cs, err := u.edits(req.edits)
+		if err != nil || cs == nil {
+			return err
+		}
+	case req.css != nil:
+		if err := u.integrate(req.css); err != nil {
+			return err
+		}
+	case req.set != nil:
+		if err := u.setTickets(req.set); err != nil {
+			return err
+		}
+	}
+	req.out, req.skip = u.merge()
+	return nil
+}
+
+// Commit makes one local changeset from edits and commits it durably. It
+// returns the changeset as written (with Seq, Origin and old values filled
+// in), or nil if the edits change nothing.
+func (r *Replica) Commit(ctx context.Context, edits ...Edit) (*changeset.Changeset, error) {
+	if len(edits) == 0 {
+		return nil, errors.New("replica: Commit needs at least one edit")
+	}
+	req := &request{ctx: ctx, edits: edits}
+	if err := r.submit(req); err != nil {
+		return nil, err
+	}
+	if len(req.out) == 0 {
+		return nil, nil
+	}
+	return req.out[0], nil
+}
+
+// Integrate appends changesets written elsewhere (or, with a nil Origin,
+// written here: a merge's nullification and resolution) as one atomic unit:
+// all of them are durable, or none is. A changeset already in the log (same
+// Origin and OriginSeq) is skipped. A changeset that does not apply cleanly
+// to the state before it fails the whole unit with a *ConflictError.
+//
+// It returns the changesets appended, with their local Seq.
+func (r *Replica) Integrate(ctx context.Context, css ...*changeset.Changeset) (appended []*changeset.Changeset, skipped int, err error) {
+	if len(css) == 0 {
+		return nil, 0, nil
+	}
+	req := &request{ctx: ctx, css: css}
+	if err := r.submit(req); err != nil {
+		return nil, 0, err
+	}
+	return req.out, req.skip, nil
+}
+
+// Unit is one atomic piece of a bulk load: either a local changeset made from
+// Edits, or Changesets to integrate, all or none.
+type Unit struct {
+	Edits      []Edit
+	Changesets []*changeset.Changeset
+}
+
+// BulkResult counts what a bulk load did.
+type BulkResult struct {
+	Units      int    // units read
+	Changesets int    // changesets appended
+	Skipped    int    // changesets already present
+	LastSeq    uint64 // the log's last sequence number afterwards
+}
+
+// Bulk loads units from next until it returns (nil, nil) or io.EOF, many
+// units per batch and fsync. Units are atomic; batches are not. When a unit
+// fails, everything before it is committed and durable, and the error names
+// the unit. Concurrent commits wait while a bulk load runs.
+func (r *Replica) Bulk(ctx context.Context, next func() (*Unit, error)) (BulkResult, error) {
+	req := &request{ctx: ctx, bulk: next}
+	err := r.submit(req)
+	return req.bulkResult, err
+}
+
+func (c *committer) runBulk(req *request) (res BulkResult, err error) {
+	t := c.newTxn()
+	defer func() {
+		if cerr := c.apply(t); err == nil {
+			err = cerr
+		}
+		res.LastSeq = c.seq
+	}()
+	for {
+		if err := req.ctx.Err(); err != nil {
+			return res, err
+		}
+		unit, err := req.bulk()
+		if errors.Is(err, io.EOF) || (err == nil && unit == nil) {
+			return res, nil
+		}
+		if err != nil {
+			return res, err
+		}
+		res.Units++
+		u := t.unit()
+		if unit.Edits != nil {
+			_, err = u.edits(unit.Edits)
+		} else {
+			err = u.integrate(unit.Changesets)
+		}
+		if err != nil {
+			return res, fmt.Errorf("unit %d: %w", res.Units, err)
+		}
+		out, skip := u.merge()
+		res.Changesets += len(out)
+		res.Skipped += skip
+		if t.n >= c.r.opts.MaxGroupChangesets || t.size >= c.r.opts.MaxGroupBytes {
+			if err := c.apply(t); err != nil {
+				return res, err
+			}
+			t = c.newTxn()
+		}
+	}
+}
+
+// SetTicket sets the merge ticket of origin: the highest origin sequence
+// number integrated from it. It refuses a value ahead of what the log holds
+// from that origin (I4).
+func (r *Replica) SetTicket(ctx context.Context, origin uuid.UUID, seq uint64) error {
+	return r.submit(&request{ctx: ctx, set: map[uuid.UUID]uint64{origin: seq}})
+}

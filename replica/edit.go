@@ -1,0 +1,152 @@
+package replica
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/google/uuid"
+
+	"github.com/prophet-sync/prophet/changeset"
+)
+
+// EditOp is what a local edit asks for.
+type EditOp uint8
+
+const (
+	// Create adds a new record with the properties in Set.
+	Create EditOp = iota + 1
+	// Update sets the properties in Set ("" unsets) on a live record.
+	Update
+	// Delete removes a live record.
+	Delete
+	// Put makes a record hold exactly the properties in Set: it creates the
+	// record if it is not live, and unsets every property Set leaves out.
+	// Import uses it, so importing the same file twice changes nothing.
+	Put
+)
+
+// Edit is a local change to one record. The commit turns it into a
+// changeset.Change against the record's state at that moment, so the old
+// values it records are exact even when other commits race with it.
+type Edit struct {
+	Type string
+	// Record is the record's UUID. With Create, uuid.Nil asks for a new one
+	// (Options.NewUUID).
+	Record uuid.UUID
+	Op     EditOp
+	// Set holds the new values; "" means unset.
+	Set map[string]string
+}
+
+// change builds the Change for e against cur (nil: no live record). It
+// returns nil when the edit changes nothing.
+func (e *Edit) change(cur *state) (*changeset.Change, error) {
+	ch := &changeset.Change{RecordType: e.Type, Record: e.Record}
+	names := slices.Sorted(maps.Keys(e.Set))
+	switch {
+	case e.Op == Create && cur != nil:
+		return nil, fmt.Errorf("%w: %s %s already exists", ErrConflict, e.Type, e.Record)
+	case e.Op == Create || (e.Op == Put && cur == nil):
+		ch.Op = changeset.Add
+		for _, n := range names {
+			if v := e.Set[n]; v != "" {
+				ch.Props = append(ch.Props, changeset.PropChange{Name: n, New: v})
+			}
+		}
+	case cur == nil:
+		return nil, fmt.Errorf("%w: %s %s", ErrNotFound, e.Type, e.Record)
+	case e.Op == Delete:
+		ch.Op = changeset.Delete
+		for _, p := range cur.Props {
+			ch.Props = append(ch.Props, changeset.PropChange{Name: p.Name, Old: p.Value})
+		}
+	case e.Op == Update || e.Op == Put:
+		ch.Op = changeset.Update
+		if e.Op == Put {
+			for _, p := range cur.Props {
+				if _, ok := e.Set[p.Name]; !ok {
+					ch.Props = append(ch.Props, changeset.PropChange{Name: p.Name, Old: p.Value})
+				}
+			}
+		}
+		for _, n := range names {
+			if old, v := cur.get(n), e.Set[n]; old != v {
+				ch.Props = append(ch.Props, changeset.PropChange{Name: n, Old: old, New: v})
+			}
+		}
+		if len(ch.Props) == 0 {
+			return nil, nil
+		}
+	default:
+		return nil, fmt.Errorf("replica: unknown edit op %d", e.Op)
+	}
+	return ch, nil
+}
+
+// ConflictError says exactly why a changeset does not apply. It wraps
+// ErrConflict.
+type ConflictError struct {
+	ID       changeset.ID
+	Type     string
+	Record   uuid.UUID
+	Op       changeset.Op
+	Prop     string // "" when the conflict is about the record itself
+	Expected string // the change's old value
+	Actual   string // the current value
+	Reason   string
+}
+
+func (e *ConflictError) Error() string {
+	s := fmt.Sprintf("replica: changeset %s conflicts: %s of %s %s: %s", e.ID, e.Op, e.Type, e.Record, e.Reason)
+	if e.Prop != "" {
+		s += fmt.Sprintf(" (property %q is %q, the change expects %q)", e.Prop, e.Actual, e.Expected)
+	}
+	return s
+}
+
+func (e *ConflictError) Unwrap() error { return ErrConflict }
+
+// applyChange computes the state after ch, refusing it if it does not apply
+// cleanly to cur (nil: no live record). cur is not modified. This is the
+// replica's one definition of what a change does; verify replays the log
+// with it.
+func applyChange(id changeset.ID, cs *changeset.Changeset, ch *changeset.Change, cur *state) (*state, error) {
+	conflict := func(reason string) error {
+		return &ConflictError{ID: id, Type: ch.RecordType, Record: ch.Record, Op: ch.Op, Reason: reason}
+	}
+	switch ch.Op {
+	case changeset.Add:
+		if cur != nil {
+			return nil, conflict("the record already exists")
+		}
+		next := &state{Creator: cs.Creator, Origin: cs.Origin, Created: cs.Created.UnixNano()}
+		for _, p := range ch.Props {
+			next.set(p.Name, p.New)
+		}
+		return next, nil
+	case changeset.Update, changeset.Delete:
+		if cur == nil {
+			return nil, conflict("the record does not exist")
+		}
+		for _, p := range ch.Props {
+			if have := cur.get(p.Name); have != p.Old {
+				e := conflict("an old value does not match").(*ConflictError)
+				e.Prop, e.Expected, e.Actual = p.Name, p.Old, have
+				return nil, e
+			}
+		}
+		if ch.Op == changeset.Delete {
+			if len(ch.Props) != len(cur.Props) {
+				return nil, conflict("the delete does not list every property the record has")
+			}
+			return nil, nil
+		}
+		next := cur.clone()
+		for _, p := range ch.Props {
+			next.set(p.Name, p.New)
+		}
+		return next, nil
+	}
+	return nil, conflict("unknown change type")
+}

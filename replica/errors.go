@@ -1,0 +1,60 @@
+package replica
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/prophet-sync/prophet/changeset"
+)
+
+var (
+	// ErrCorrupt marks damage found in the replica's own database. It is the
+	// same marker as changeset.ErrCorrupt, so one errors.Is test covers a bad
+	// changeset from disk or from a peer.
+	ErrCorrupt = changeset.ErrCorrupt
+
+	// ErrNoReplica: there is no replica at the directory.
+	ErrNoReplica = errors.New("replica: no replica here")
+	// ErrExists: Init found a replica already there.
+	ErrExists = errors.New("replica: a replica already exists here")
+	// ErrInUse: another process has the replica open.
+	ErrInUse = errors.New("replica: in use by another process")
+	// ErrNotFound: no live record with that type and ID.
+	ErrNotFound = errors.New("replica: record not found")
+	// ErrClosed: the replica was closed.
+	ErrClosed = errors.New("replica: closed")
+	// ErrConflict: a changeset does not apply to the current state (an update
+	// of a missing record, an add of an existing one, or an old value that is
+	// not the current value). The merge package settles conflicts before it
+	// commits; the replica only refuses them.
+	ErrConflict = errors.New("replica: changeset conflicts with current state")
+)
+
+// AmbiguousIDError is returned when a UUID prefix matches several records.
+type AmbiguousIDError struct {
+	Type       string
+	Prefix     string
+	Candidates []Candidate
+}
+
+// Candidate is one record an ambiguous ID could mean.
+type Candidate struct {
+	UUID uuid.UUID
+	LUID uint64
+}
+
+func (e *AmbiguousIDError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "replica: %s ID %q is ambiguous; it matches", e.Type, e.Prefix)
+	for i, c := range e.Candidates {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, " %s (%d)", c.UUID, c.LUID)
+	}
+	b.WriteString("; give more of the UUID")
+	return b.String()
+}

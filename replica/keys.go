@@ -1,0 +1,122 @@
+package replica
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/google/uuid"
+)
+
+// Every key prefix of the replica's Pebble DB is here, and DESIGN.md ("Key
+// layout") documents each one. Integers are big-endian so that keys sort in
+// numeric order; variable-length strings are length-prefixed (uvarint) so
+// that no value, whatever bytes it holds, can run into the next field.
+const (
+	prefixMeta    = 'M' // M name                          -> value (meta.go)
+	prefixLog     = 'L' // L seq8                          -> canonical changeset bytes
+	prefixOrigin  = 'O' // O origin16 originSeq8           -> seq8 (identity index)
+	prefixTicket  = 'T' // T origin16                      -> seq8 (merge ticket)
+	prefixRecord  = 'R' // R lp(type) uuid16               -> record state (state.go)
+	prefixHistory = 'H' // H lp(type) uuid16 seq8          -> "" (changesets touching a record)
+	prefixProp    = 'P' // P lp(type) lp(name) lp(value) uuid16 -> "" (property index)
+	prefixLUID    = 'U' // U lp(type) uuid16               -> luid8
+	prefixLUIDRev = 'N' // N lp(type) luid8                -> uuid16
+	prefixType    = 'S' // S lp(type)                      -> type stats (next LUID, live count)
+)
+
+const (
+	metaReplicaUUID  = "replica-uuid"
+	metaDatabaseUUID = "database-uuid"
+	metaFormat       = "format"
+	metaDigest       = "digest"
+	metaCreated      = "created"
+)
+
+// formatVersion is the key-layout version in M format. Open refuses others.
+const formatVersion = 1
+
+func appendU64(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, v) }
+
+func appendLP(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func metaKey(name string) []byte { return append([]byte{prefixMeta}, name...) }
+
+func logKey(seq uint64) []byte { return appendU64([]byte{prefixLog}, seq) }
+
+func originKey(origin uuid.UUID, seq uint64) []byte {
+	return appendU64(append([]byte{prefixOrigin}, origin[:]...), seq)
+}
+
+func ticketKey(origin uuid.UUID) []byte { return append([]byte{prefixTicket}, origin[:]...) }
+
+// typePrefix is p lp(type): the start of every per-type keyspace.
+func typePrefix(p byte, typ string) []byte { return appendLP([]byte{p}, typ) }
+
+func recordKey(typ string, id uuid.UUID) []byte {
+	return append(typePrefix(prefixRecord, typ), id[:]...)
+}
+
+func historyKey(typ string, id uuid.UUID, seq uint64) []byte {
+	return appendU64(append(typePrefix(prefixHistory, typ), id[:]...), seq)
+}
+
+func propPrefix(typ, name, value string) []byte {
+	return appendLP(appendLP(typePrefix(prefixProp, typ), name), value)
+}
+
+func propKey(typ, name, value string, id uuid.UUID) []byte {
+	return append(propPrefix(typ, name, value), id[:]...)
+}
+
+func luidKey(typ string, id uuid.UUID) []byte { return append(typePrefix(prefixLUID, typ), id[:]...) }
+
+func luidRevKey(typ string, luid uint64) []byte { return appendU64(typePrefix(prefixLUIDRev, typ), luid) }
+
+func typeKey(typ string) []byte { return typePrefix(prefixType, typ) }
+
+// prefixEnd returns the smallest key greater than every key with prefix p.
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] != 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil // p is all 0xff: no upper bound
+}
+
+// readLP reads a length-prefixed string at the start of b.
+func readLP(b []byte) (string, []byte, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || uint64(len(b)-k) < n {
+		return "", nil, fmt.Errorf("%w: bad length prefix in key %x", ErrCorrupt, b)
+	}
+	return string(b[k : k+int(n)]), b[k+int(n):], nil
+}
+
+// splitTypeUUID parses the lp(type) uuid16 that follows the prefix byte of
+// R, H and U keys; rest is what follows the UUID.
+func splitTypeUUID(key []byte) (typ string, id uuid.UUID, rest []byte, err error) {
+	typ, b, err := readLP(key[1:])
+	if err != nil {
+		return "", uuid.Nil, nil, err
+	}
+	if len(b) < 16 {
+		return "", uuid.Nil, nil, fmt.Errorf("%w: short key %x", ErrCorrupt, key)
+	}
+	copy(id[:], b[:16])
+	return typ, id, b[16:], nil
+}
+
+func u64(b []byte) (uint64, error) {
+	if len(b) != 8 {
+		return 0, fmt.Errorf("%w: %d-byte integer, want 8", ErrCorrupt, len(b))
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+func errCorruptKey(k []byte) error { return fmt.Errorf("%w: malformed key %x", ErrCorrupt, k) }

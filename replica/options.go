@@ -1,0 +1,87 @@
+package replica
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/google/uuid"
+)
+
+// Options configure Open and Init. The zero value is usable; every field's
+// comment gives its default. Open copies the Options, so the caller may reuse
+// them.
+type Options struct {
+	// FS is the filesystem the replica lives on. Default: vfs.Default (the
+	// OS). Tests pass vfs.NewCrashableMem().
+	FS vfs.FS
+
+	// Clock gives the creation time of local changesets. Default: time.Now.
+	Clock func() time.Time
+
+	// NewUUID makes replica, database and record UUIDs. Default: uuid.New
+	// (random, version 4).
+	NewUUID func() uuid.UUID
+
+	// Logger receives the replica's own log lines (Pebble's are dropped
+	// unless they are errors). Default: discards everything.
+	Logger *slog.Logger
+
+	// Creator is recorded on local changesets. Default: "".
+	Creator string
+
+	// MaxGroupChangesets caps how many changesets one group commit (one
+	// Pebble batch, one fsync) holds. Default: 4096.
+	MaxGroupChangesets int
+
+	// MaxGroupBytes caps the encoded size of one group commit. Default: 8 MiB.
+	MaxGroupBytes int
+
+	// CacheSize is Pebble's block cache in bytes. Default: 64 MiB.
+	CacheSize int64
+
+	// ReadOnly opens the replica without the right to commit.
+	// Default: false.
+	ReadOnly bool
+}
+
+// EnsureDefaults fills in every unset field.
+func (o *Options) EnsureDefaults() {
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.NewUUID == nil {
+		o.NewUUID = uuid.New
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.MaxGroupChangesets == 0 {
+		o.MaxGroupChangesets = 4096
+	}
+	if o.MaxGroupBytes == 0 {
+		o.MaxGroupBytes = 8 << 20
+	}
+	if o.CacheSize == 0 {
+		o.CacheSize = 64 << 20
+	}
+}
+
+// Validate reports an option that cannot work.
+func (o *Options) Validate() error {
+	if o.MaxGroupChangesets < 1 {
+		return errors.New("replica: Options.MaxGroupChangesets must be at least 1")
+	}
+	if o.MaxGroupBytes < 1 {
+		return errors.New("replica: Options.MaxGroupBytes must be at least 1")
+	}
+	if len(o.Creator) > 1024 {
+		return errors.New("replica: Options.Creator is longer than 1024 bytes")
+	}
+	return nil
+}

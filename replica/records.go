@@ -1,0 +1,288 @@
+package replica
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/google/uuid"
+
+	"github.com/prophet-sync/prophet/changeset"
+)
+
+// Record is a live record as materialized from the log.
+type Record struct {
+	Type string
+	UUID uuid.UUID
+	LUID uint64
+	// Creator and Origin come from the changeset that added the record: who
+	// made it and on which replica. Created is that changeset's time.
+	Creator string
+	Origin  uuid.UUID
+	Created time.Time
+	// Props is sorted by name; values are never "".
+	Props []Prop
+}
+
+// Get returns the value of a property, "" when it is absent.
+func (rec *Record) Get(name string) string {
+	s := state{Props: rec.Props}
+	return s.get(name)
+}
+
+func (r *Replica) get(key []byte) ([]byte, bool, error) {
+	v, c, err := r.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	out := bytes.Clone(v)
+	c.Close()
+	return out, true, nil
+}
+
+func (r *Replica) has(key []byte) (bool, error) {
+	_, ok, err := r.get(key)
+	return ok, err
+}
+
+// readState returns a record's state, nil if it is not live.
+func (r *Replica) readState(typ string, id uuid.UUID) (*state, error) {
+	v, ok, err := r.get(recordKey(typ, id))
+	if err != nil || !ok {
+		return nil, err
+	}
+	return decodeState(v)
+}
+
+func (r *Replica) readLUID(typ string, id uuid.UUID) (uint64, bool, error) {
+	v, ok, err := r.get(luidKey(typ, id))
+	if err != nil || !ok {
+		return 0, false, err
+	}
+	l, err := u64(v)
+	return l, err == nil, err
+}
+
+// maxIntegrated is the highest origin sequence number the log holds from
+// origin (0 if none).
+func (r *Replica) maxIntegrated(origin uuid.UUID) (uint64, error) {
+	lo := append([]byte{prefixOrigin}, origin[:]...)
+	it, err := r.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	if !it.Last() {
+		return 0, it.Error()
+	}
+	return u64(it.Key()[17:])
+}
+
+func (r *Replica) toRecord(typ string, id uuid.UUID, s *state) (*Record, error) {
+	l, _, err := r.readLUID(typ, id)
+	if err != nil {
+		return nil, err
+	}
+	return &Record{Type: typ, UUID: id, LUID: l, Creator: s.Creator, Origin: s.Origin,
+		Created: timeFromNanos(s.Created), Props: s.Props}, nil
+}
+
+// Get returns the live record typ/id, or an error wrapping ErrNotFound.
+func (r *Replica) Get(typ string, id uuid.UUID) (*Record, error) {
+	s, err := r.readState(typ, id)
+	if err != nil {
+		return nil, err
+	}
+	if s == nil {
+		return nil, fmt.Errorf("%w: no live %s %s", ErrNotFound, typ, id)
+	}
+	return r.toRecord(typ, id, s)
+}
+
+// List calls fn for each live record of typ whose properties equal every
+// value in filter ("" matches records without the property), in UUID order,
+// streaming: memory does not grow with the number of records. An equality
+// filter on a non-empty value is answered from the property index.
+func (r *Replica) List(typ string, filter map[string]string, fn func(*Record) error) error {
+	// Pick one indexed filter to drive the scan; check the rest per record.
+	var drive string
+	for name, v := range filter {
+		if v != "" && (drive == "" || name < drive) {
+			drive = name
+		}
+	}
+	if drive == "" {
+		lo := typePrefix(prefixRecord, typ)
+		it, err := r.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		for it.First(); it.Valid(); it.Next() {
+			_, id, _, err := splitTypeUUID(it.Key())
+			if err != nil {
+				return err
+			}
+			s, err := decodeState(it.Value())
+			if err != nil {
+				return err
+			}
+			if err := r.emit(typ, id, s, filter, fn); err != nil {
+				return err
+			}
+		}
+		return it.Error()
+	}
+	lo := propPrefix(typ, drive, filter[drive])
+	it, err := r.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		if len(k) != len(lo)+16 {
+			return fmt.Errorf("%w: property index key %x", ErrCorrupt, k)
+		}
+		id, _ := uuid.FromBytes(k[len(lo):])
+		s, err := r.readState(typ, id)
+		if err != nil {
+			return err
+		}
+		if s == nil {
+			return fmt.Errorf("%w: property index names %s %s, which is not live (run prophet verify)", ErrCorrupt, typ, id)
+		}
+		if err := r.emit(typ, id, s, filter, fn); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}
+
+func (r *Replica) emit(typ string, id uuid.UUID, s *state, filter map[string]string, fn func(*Record) error) error {
+	for name, v := range filter {
+		if s.get(name) != v {
+			return nil
+		}
+	}
+	rec, err := r.toRecord(typ, id, s)
+	if err != nil {
+		return err
+	}
+	return fn(rec)
+}
+
+// History returns the changesets that touched typ/id, oldest first, live or
+// deleted. It fails with ErrNotFound if the replica never saw the record.
+func (r *Replica) History(typ string, id uuid.UUID, fn func(*changeset.Changeset) error) error {
+	lo := append(typePrefix(prefixHistory, typ), id[:]...)
+	it, err := r.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	n := 0
+	for it.First(); it.Valid(); it.Next() {
+		seq, err := u64(it.Key()[len(lo):])
+		if err != nil {
+			return err
+		}
+		cs, err := r.ReadChangeset(seq)
+		if err != nil {
+			return err
+		}
+		n++
+		if err := fn(cs); err != nil {
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: this replica has never held %s %s", ErrNotFound, typ, id)
+	}
+	return nil
+}
+
+// ResolveID turns what a person typed into a record UUID of typ: a LUID
+// ("3"), a full UUID, or a unique prefix of one's hex digits (dashes
+// optional). Deleted records resolve too, so their history can be shown. An
+// ambiguous prefix returns *AmbiguousIDError listing the candidates.
+func (r *Replica) ResolveID(typ, s string) (uuid.UUID, error) {
+	if l, err := strconv.ParseUint(s, 10, 64); err == nil && !strings.HasPrefix(s, "0") {
+		v, ok, err := r.get(luidRevKey(typ, l))
+		if err != nil {
+			return uuid.Nil, err
+		}
+		if ok {
+			return uuid.FromBytes(v)
+		}
+		// Fall through: it may also be a UUID prefix made of digits.
+	}
+	if id, err := uuid.Parse(s); err == nil {
+		if _, known, err := r.readLUID(typ, id); err != nil {
+			return uuid.Nil, err
+		} else if !known {
+			return uuid.Nil, fmt.Errorf("%w: no %s %s here", ErrNotFound, typ, id)
+		}
+		return id, nil
+	}
+	hexs := strings.ToLower(strings.ReplaceAll(s, "-", ""))
+	if len(hexs) < 4 || len(hexs) > 32 {
+		return uuid.Nil, fmt.Errorf("%w: %q is not a %s LUID, UUID or UUID prefix of 4 or more hex digits", ErrNotFound, s, typ)
+	}
+	if _, err := hex.DecodeString(hexs + strings.Repeat("0", len(hexs)%2)); err != nil {
+		return uuid.Nil, fmt.Errorf("%w: %q is not a %s LUID, UUID or UUID prefix", ErrNotFound, s, typ)
+	}
+	// The prefix covers UUIDs from hexs000… to hexsfff…
+	loID, _ := hex.DecodeString(hexs + strings.Repeat("0", 32-len(hexs)))
+	hiID, _ := hex.DecodeString(hexs + strings.Repeat("f", 32-len(hexs)))
+	base := typePrefix(prefixLUID, typ)
+	it, err := r.db.NewIter(&pebble.IterOptions{
+		LowerBound: append(slices.Clone(base), loID...),
+		UpperBound: prefixEnd(append(slices.Clone(base), hiID...)),
+	})
+	if err != nil {
+		return uuid.Nil, err
+	}
+	defer it.Close()
+	var cands []Candidate
+	for it.First(); it.Valid() && len(cands) < 10; it.Next() {
+		_, id, _, err := splitTypeUUID(it.Key())
+		if err != nil {
+			return uuid.Nil, err
+		}
+		l, _ := u64(it.Value())
+		cands = append(cands, Candidate{UUID: id, LUID: l})
+	}
+	if err := it.Error(); err != nil {
+		return uuid.Nil, err
+	}
+	switch len(cands) {
+	case 0:
+		return uuid.Nil, fmt.Errorf("%w: no %s matches %q", ErrNotFound, typ, s)
+	case 1:
+		return cands[0].UUID, nil
+	}
+	return uuid.Nil, &AmbiguousIDError{Type: typ, Prefix: s, Candidates: cands}
+}
+
+// LUID returns the local ID of typ/id (0 if the replica never saw it).
+func (r *Replica) LUID(typ string, id uuid.UUID) (uint64, error) {
+	l, _, err := r.readLUID(typ, id)
+	return l, err
+}
+
+func sortCounts(c []TypeCount) {
+	slices.SortFunc(c, func(a, b TypeCount) int { return strings.Compare(a.Type, b.Type) })
+}

@@ -1,0 +1,360 @@
+package replica
+
+import (
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/google/uuid"
+
+	"github.com/prophet-sync/prophet/changeset"
+)
+
+type recKey struct {
+	typ string
+	id  uuid.UUID
+}
+
+// txn is one group commit being built: a Pebble batch plus overlays of
+// everything the batch changes, so that later units in the same batch see
+// the effects of earlier ones. Only the committer goroutine touches it.
+type txn struct {
+	c    *committer
+	b    *pebble.Batch
+	n    int // changesets staged
+	size int // bytes of changesets staged
+	seq  uint64
+	dig  digest
+
+	states  map[recKey]*state // nil value: no live record
+	luids   map[recKey]uint64
+	ids     map[changeset.ID]bool
+	tickets map[uuid.UUID]uint64
+	types   map[string]typeStats
+}
+
+func (c *committer) newTxn() *txn {
+	return &txn{
+		c: c, b: c.r.db.NewBatch(), seq: c.seq, dig: c.dig,
+		states: map[recKey]*state{}, luids: map[recKey]uint64{}, ids: map[changeset.ID]bool{},
+		tickets: map[uuid.UUID]uint64{}, types: map[string]typeStats{},
+	}
+}
+
+func (t *txn) ticket(origin uuid.UUID) uint64 {
+	if v, ok := t.tickets[origin]; ok {
+		return v
+	}
+	return t.c.tickets[origin]
+}
+
+func (t *txn) typeStats(typ string) typeStats {
+	if s, ok := t.types[typ]; ok {
+		return s
+	}
+	if s, ok := t.c.types[typ]; ok {
+		return s
+	}
+	return typeStats{NextLUID: 1}
+}
+
+func (t *txn) state(k recKey) (*state, error) {
+	if s, ok := t.states[k]; ok {
+		return s, nil
+	}
+	return t.c.r.readState(k.typ, k.id)
+}
+
+func (t *txn) hasID(id changeset.ID) (bool, error) {
+	if t.ids[id] {
+		return true, nil
+	}
+	return t.c.r.has(originKey(id.Origin, id.Seq))
+}
+
+func (t *txn) luid(k recKey) (uint64, bool, error) {
+	if l, ok := t.luids[k]; ok {
+		return l, true, nil
+	}
+	return t.c.r.readLUID(k.typ, k.id)
+}
+
+// flushMeta writes the per-batch keys: tickets, type stats and the digest.
+func (t *txn) flushMeta() {
+	for o, v := range t.tickets {
+		t.b.Set(ticketKey(o), appendU64(nil, v), nil)
+	}
+	for typ, s := range t.types {
+		t.b.Set(typeKey(typ), appendU64(appendU64(nil, s.NextLUID), s.Live), nil)
+	}
+	t.b.Set(metaKey(metaDigest), t.dig.bytes(), nil)
+}
+
+// unit stages one atomic request on top of t. Nothing reaches t until merge.
+type unit struct {
+	t      *txn
+	seq    uint64
+	states map[recKey]*state
+	ids    map[changeset.ID]bool
+	luids  map[recKey]bool // records given a LUID by this unit
+	out    []stagedCS
+	skip   int
+	set    map[uuid.UUID]uint64
+}
+
+type stagedCS struct {
+	cs      *changeset.Changeset
+	enc     []byte
+	changes []stagedChange
+}
+
+type stagedChange struct {
+	k        recKey
+	old, new *state
+	newLUID  bool // the record has never had a LUID here
+}
+
+func (t *txn) unit() *unit {
+	return &unit{t: t, seq: t.seq, states: map[recKey]*state{}, ids: map[changeset.ID]bool{}, luids: map[recKey]bool{}}
+}
+
+func (u *unit) state(k recKey) (*state, error) {
+	if s, ok := u.states[k]; ok {
+		return s, nil
+	}
+	return u.t.state(k)
+}
+
+// edits stages one local changeset built from edits against current state.
+func (u *unit) edits(edits []Edit) (*changeset.Changeset, error) {
+	r := u.t.c.r
+	cs := &changeset.Changeset{Creator: r.opts.Creator, Created: r.opts.Clock()}
+	seen := map[recKey]bool{}
+	for i := range edits {
+		e := edits[i] // a copy: the caller's Edit is not modified
+		if e.Op == Create && e.Record == uuid.Nil {
+			e.Record = r.opts.NewUUID()
+		}
+		k := recKey{e.Type, e.Record}
+		if seen[k] {
+			return nil, fmt.Errorf("replica: two edits of %s %s in one commit", e.Type, e.Record)
+		}
+		seen[k] = true
+		cur, err := u.state(k)
+		if err != nil {
+			return nil, err
+		}
+		ch, err := e.change(cur)
+		if err != nil {
+			return nil, err
+		}
+		if ch != nil {
+			cs.Changes = append(cs.Changes, *ch)
+		}
+	}
+	if len(cs.Changes) == 0 {
+		return nil, nil
+	}
+	cs.Normalize()
+	if err := u.append(cs, true); err != nil {
+		return nil, err
+	}
+	return cs, nil
+}
+
+// integrate stages changesets from elsewhere (Origin == uuid.Nil: written
+// here), in order, all or none.
+func (u *unit) integrate(css []*changeset.Changeset) error {
+	r := u.t.c.r
+	for _, in := range css {
+		local := in.Origin == uuid.Nil
+		if !local {
+			if in.Origin == r.id {
+				have, err := u.has(in.ID())
+				if err != nil {
+					return err
+				}
+				if have {
+					u.skip++
+					continue
+				}
+				return fmt.Errorf("replica: a peer sent changeset %s, which this replica wrote but no longer has; it was restored from an older copy: re-clone it", in.ID())
+			}
+			have, err := u.has(in.ID())
+			if err != nil {
+				return err
+			}
+			if have {
+				u.skip++
+				continue
+			}
+		}
+		cs := *in // the caller's changeset is not modified
+		if err := u.append(&cs, local); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (u *unit) has(id changeset.ID) (bool, error) {
+	if u.ids[id] {
+		return true, nil
+	}
+	return u.t.hasID(id)
+}
+
+// append validates cs against the unit's view, applies it, and stages it.
+// For a local changeset it first assigns Origin and OriginSeq.
+func (u *unit) append(cs *changeset.Changeset, local bool) error {
+	r := u.t.c.r
+	u.seq++
+	cs.Seq, cs.Source = u.seq, r.id
+	if local {
+		cs.Origin, cs.OriginSeq = r.id, u.seq
+	}
+	enc, err := changeset.Encode(nil, cs)
+	if err != nil {
+		u.seq--
+		return err
+	}
+	st := stagedCS{cs: cs, enc: enc, changes: make([]stagedChange, len(cs.Changes))}
+	for i := range cs.Changes {
+		ch := &cs.Changes[i]
+		k := recKey{ch.RecordType, ch.Record}
+		cur, err := u.state(k)
+		if err != nil {
+			u.seq--
+			return err
+		}
+		next, err := applyChange(cs.ID(), cs, ch, cur)
+		if err != nil {
+			u.seq--
+			// Undo the earlier changes of this changeset in the view.
+			for _, sc := range st.changes[:i] {
+				u.states[sc.k] = sc.old
+			}
+			return err
+		}
+		sc := stagedChange{k: k, old: cur, new: next}
+		if cur == nil && !u.luids[k] {
+			// A record that is not live may still have a LUID from an
+			// earlier life; only a record never seen gets a new one.
+			_, known, err := u.t.luid(k)
+			if err != nil {
+				u.seq--
+				return err
+			}
+			sc.newLUID = !known
+			u.luids[k] = true
+		}
+		st.changes[i] = sc
+		u.states[k] = next
+	}
+	u.ids[cs.ID()] = true
+	u.out = append(u.out, st)
+	return nil
+}
+
+func (u *unit) setTickets(set map[uuid.UUID]uint64) error {
+	for origin, v := range set {
+		max, err := u.t.c.r.maxIntegrated(origin)
+		if err != nil {
+			return err
+		}
+		if v > max {
+			return fmt.Errorf("replica: ticket %s = %d is ahead of the log, which holds changesets from it up to %d", origin, v, max)
+		}
+	}
+	u.set = set
+	return nil
+}
+
+// merge writes the unit into the batch and returns what it appended.
+func (u *unit) merge() ([]*changeset.Changeset, int) {
+	t := u.t
+	out := make([]*changeset.Changeset, 0, len(u.out))
+	for _, st := range u.out {
+		cs := st.cs
+		t.b.Set(logKey(cs.Seq), st.enc, nil)
+		t.b.Set(originKey(cs.Origin, cs.OriginSeq), appendU64(nil, cs.Seq), nil)
+		t.ids[cs.ID()] = true
+		if cs.OriginSeq > t.ticket(cs.Origin) {
+			t.tickets[cs.Origin] = cs.OriginSeq
+		}
+		for _, sc := range st.changes {
+			t.writeRecord(cs.Seq, sc)
+		}
+		t.n++
+		t.size += len(st.enc)
+		out = append(out, cs)
+	}
+	for origin, v := range u.set {
+		t.tickets[origin] = v
+	}
+	t.seq = u.seq
+	return out, u.skip
+}
+
+// writeRecord writes one record's new state, history entry, property index
+// changes, LUID, type stats and digest change.
+func (t *txn) writeRecord(seq uint64, sc stagedChange) {
+	k, b := sc.k, t.b
+	b.Set(historyKey(k.typ, k.id, seq), nil, nil)
+	stats := t.typeStats(k.typ)
+	if sc.old != nil {
+		t.dig.sub(recordHash(k.typ, k.id, sc.old.Props))
+		stats.Live--
+	}
+	if sc.new != nil {
+		t.dig.add(recordHash(k.typ, k.id, sc.new.Props))
+		stats.Live++
+		b.Set(recordKey(k.typ, k.id), encodeState(sc.new), nil)
+	} else {
+		b.Delete(recordKey(k.typ, k.id), nil)
+	}
+	// Property index: remove entries whose value changed, add new ones.
+	var oldProps, newProps []Prop
+	if sc.old != nil {
+		oldProps = sc.old.Props
+	}
+	if sc.new != nil {
+		newProps = sc.new.Props
+	}
+	diffProps(oldProps, newProps, func(p Prop) {
+		b.Delete(propKey(k.typ, p.Name, p.Value, k.id), nil)
+	}, func(p Prop) {
+		b.Set(propKey(k.typ, p.Name, p.Value, k.id), nil, nil)
+	})
+	if sc.newLUID {
+		l := stats.NextLUID
+		stats.NextLUID++
+		t.luids[k] = l
+		b.Set(luidKey(k.typ, k.id), appendU64(nil, l), nil)
+		b.Set(luidRevKey(k.typ, l), k.id[:], nil)
+	}
+	t.types[k.typ] = stats
+	t.states[k] = sc.new
+}
+
+// diffProps calls del for each property of old not in new (or changed), and
+// add for each of new not in old (or changed). Both are sorted by name.
+func diffProps(old, new []Prop, del, add func(Prop)) {
+	i, j := 0, 0
+	for i < len(old) || j < len(new) {
+		switch {
+		case j == len(new) || (i < len(old) && old[i].Name < new[j].Name):
+			del(old[i])
+			i++
+		case i == len(old) || new[j].Name < old[i].Name:
+			add(new[j])
+			j++
+		default:
+			if old[i].Value != new[j].Value {
+				del(old[i])
+				add(new[j])
+			}
+			i++
+			j++
+		}
+	}
+}
