@@ -1,0 +1,138 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/google/uuid"
+
+	"github.com/prophet-sync/prophet/changeset"
+	"github.com/prophet-sync/prophet/replica"
+)
+
+var importCmd = &command{
+	name:    "import",
+	args:    "FILE|-",
+	summary: "load records from JSON lines (the output of prophet export)",
+	detail: `
+Reads one record object per line (the record shape of prophet --help; - is
+standard input) and makes each record hold exactly those properties: new
+records are created, existing ones updated, unchanged ones left alone, so
+importing a file twice changes nothing. A line without "uuid" makes a new
+record. Each line is one changeset, committed in large batches. Blank lines
+are skipped.
+
+On a bad line the import stops with an error naming the line; every line
+before it is committed. Fix the line and import the file again.`,
+	mode: openWrite,
+	min:  1, max: 1,
+	setup: func(*flag.FlagSet) runFunc {
+		return func(ctx context.Context, c *call) error {
+			in := c.stdin
+			if name := c.args[0]; name != "-" {
+				f, err := os.Open(name)
+				if err != nil {
+					return userf(err, "cannot read %v; check the file name", err)
+				}
+				defer f.Close()
+				in = f
+			}
+			src := &importSource{sc: bufio.NewScanner(in)}
+			src.sc.Buffer(make([]byte, 64<<10), changeset.MaxEncodedSize)
+			res, err := c.r.Bulk(ctx, src.next)
+			if err != nil {
+				return src.explain(err)
+			}
+			_, err = fmt.Fprintf(c.out, "imported %d records: %d changed, %d unchanged\n",
+				res.Units, res.Changesets, res.Units-res.Changesets)
+			return err
+		}
+	},
+}
+
+// importSource turns lines into bulk units, one Put per line.
+type importSource struct {
+	sc   *bufio.Scanner
+	line int // the line last read
+}
+
+// lineError is a line import could not use.
+type lineError struct {
+	line int
+	err  error
+}
+
+func (e *lineError) Error() string { return fmt.Sprintf("line %d: %v", e.line, e.err) }
+func (e *lineError) Unwrap() error { return e.err }
+
+func (s *importSource) next() (*replica.Unit, error) {
+	for s.sc.Scan() {
+		s.line++
+		b := bytes.TrimSpace(s.sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		e, err := parseRecordLine(b)
+		if err != nil {
+			return nil, &lineError{s.line, err}
+		}
+		return &replica.Unit{Edits: []replica.Edit{e}}, nil
+	}
+	if err := s.sc.Err(); err != nil {
+		return nil, &lineError{s.line + 1, err}
+	}
+	return nil, io.EOF
+}
+
+// parseRecordLine reads one record object as an edit that makes the record
+// hold exactly its properties.
+func parseRecordLine(b []byte) (replica.Edit, error) {
+	var rec recordJSON
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&rec); err != nil {
+		return replica.Edit{}, fmt.Errorf("not a record object: %v", err)
+	}
+	if d.More() {
+		return replica.Edit{}, errors.New("more than one JSON value on the line")
+	}
+	if err := checkName("record type", rec.Type); err != nil {
+		return replica.Edit{}, err
+	}
+	for name := range rec.Props {
+		if err := checkName("property name", name); err != nil {
+			return replica.Edit{}, err
+		}
+	}
+	e := replica.Edit{Type: rec.Type, Op: replica.Create, Set: rec.Props}
+	if rec.UUID != "" {
+		id, err := uuid.Parse(rec.UUID)
+		if err != nil || id == uuid.Nil {
+			return replica.Edit{}, fmt.Errorf("uuid %q is not a UUID", rec.UUID)
+		}
+		e.Record, e.Op = id, replica.Put
+	}
+	return e, nil
+}
+
+// explain makes a bulk load's error say which line failed and what of the
+// file is committed.
+func (s *importSource) explain(err error) error {
+	var le *lineError
+	switch {
+	case errors.As(err, &le):
+	case errors.Is(err, changeset.ErrInvalid), errors.Is(err, replica.ErrConflict):
+		// The replica refused the unit made from the line last read.
+		le = &lineError{s.line, err}
+	default:
+		return err
+	}
+	return userf(err, "import: %v; the lines before line %d are committed, fix line %d and import the file again", oneLine(le.Error()), le.line, le.line)
+}

@@ -1,0 +1,33 @@
+package cli
+
+import (
+	"context"
+	"flag"
+
+	"github.com/prophet-sync/prophet/replica"
+)
+
+var listCmd = &command{
+	name:    "list",
+	args:    "TYPE [prop=value…]",
+	summary: "list the records of a type",
+	detail: `
+Prints one line per live record of TYPE, in UUID order: LUID, UUID and its
+name=value properties. Each prop=value keeps only the records whose property
+has that value; prop= keeps those without the property. The output streams:
+memory does not grow with the number of records. With --json, one record
+object per line.`,
+	mode: openRead,
+	json: true,
+	min:  1, max: -1, form: formType | formProps,
+	setup: func(*flag.FlagSet) runFunc {
+		return func(ctx context.Context, c *call) error {
+			return c.r.List(c.typ, c.props, func(rec *replica.Record) error {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				return c.writeRecordLine(rec)
+			})
+		}
+	},
+}

@@ -1,0 +1,136 @@
+package cli_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/prophet-sync/prophet/internal/cli"
+	"github.com/prophet-sync/prophet/replica"
+)
+
+// TestMain makes the test binary double as the prophet command: scripts run
+// "prophet ..." as a child process of this binary, which calls cli.Main.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"prophet": func() {
+			os.Exit(cli.Main(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+		},
+	})
+}
+
+// TestScripts runs testdata/script/*.txtar. Besides the standard commands
+// they have:
+//
+//	exits CODE prog args...  run prog and require exit code CODE
+//	hold DIR                 open the replica DIR in the test process
+//	release DIR              close it again
+//	damage DIR               delete one record key behind the replica's back
+//
+// Every script starts with the test-only hooks set (PROPHET_TEST_UUID_SEED,
+// PROPHET_TEST_NOW, see internal/cli/env.go) and PROPHET_EMAIL, so that
+// output is exact.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                filepath.Join("testdata", "script"),
+		RequireUniqueNames: true,
+		UpdateScripts:      os.Getenv("UPDATE_SCRIPTS") != "",
+		Setup:              setup,
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"exits":   cmdExits,
+			"hold":    cmdHold,
+			"release": cmdRelease,
+			"damage":  cmdDamage,
+		},
+	})
+}
+
+type holdsKey struct{}
+
+func setup(e *testscript.Env) error {
+	e.Setenv("PROPHET_EMAIL", "alice@example.com")
+	e.Setenv("PROPHET_TEST_UUID_SEED", "1")
+	e.Setenv("PROPHET_TEST_NOW", "2024-01-02T03:04:05.5Z")
+	e.Setenv("PROPHET_REPLICA", "")
+	if os.Getenv("GORACE") == "" {
+		// A race-enabled child otherwise sleeps 1 s on exit.
+		e.Setenv("GORACE", "atexit_sleep_ms=0")
+	}
+	holds := map[string]*replica.Replica{}
+	e.Values[holdsKey{}] = holds
+	e.Defer(func() {
+		for _, r := range holds {
+			r.Close()
+		}
+	})
+	return nil
+}
+
+func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exits CODE prog args...")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	got := 0
+	if err := ts.Exec(args[1], args[2:]...); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			ts.Fatalf("%s: %v", args[1], err)
+		}
+		got = ee.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("%s exited with %d, want %d", args[1], got, want)
+	}
+}
+
+func cmdHold(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: hold DIR")
+	}
+	r, err := replica.Open(ts.MkAbs(args[0]), nil)
+	ts.Check(err)
+	ts.Value(holdsKey{}).(map[string]*replica.Replica)[args[0]] = r
+}
+
+func cmdRelease(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: release DIR")
+	}
+	holds := ts.Value(holdsKey{}).(map[string]*replica.Replica)
+	r := holds[args[0]]
+	if r == nil {
+		ts.Fatalf("%s is not held", args[0])
+	}
+	delete(holds, args[0])
+	ts.Check(r.Close())
+}
+
+// cmdDamage deletes the first record-state key ('R', DESIGN.md "Key
+// layout") straight from the Pebble DB, so that verify has something to
+// find.
+func cmdDamage(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: damage DIR")
+	}
+	db, err := pebble.Open(filepath.Join(ts.MkAbs(args[0]), "db"), &pebble.Options{ErrorIfNotExists: true})
+	ts.Check(err)
+	defer db.Close()
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte("R"), UpperBound: []byte("S")})
+	ts.Check(err)
+	if !it.First() {
+		it.Close()
+		ts.Fatalf("no record key in %s", args[0])
+	}
+	key := append([]byte(nil), it.Key()...)
+	ts.Check(it.Close())
+	ts.Check(db.Delete(key, pebble.Sync))
+}
