@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/google/uuid"
@@ -58,6 +59,8 @@ type committer struct {
 	// failed is set when a batch could not be committed; every later
 	// request gets it.
 	failed error
+
+	syncs, changesets atomic.Uint64 // for Stats
 
 	// owned by the committer goroutine
 	seq     uint64
@@ -198,6 +201,8 @@ func (c *committer) apply(t *txn) error {
 		c.r.opts.Logger.Error("commit failed", "err", err)
 		return c.failed
 	}
+	c.syncs.Add(1)
+	c.changesets.Add(uint64(t.n))
 	c.seq, c.dig = t.seq, t.dig
 	maps.Copy(c.tickets, t.tickets)
 	maps.Copy(c.types, t.types)
@@ -338,4 +343,18 @@ func (c *committer) runBulk(req *request) (res BulkResult, err error) {
 // from that origin (I4).
 func (r *Replica) SetTicket(ctx context.Context, origin uuid.UUID, seq uint64) error {
 	return r.submit(&request{ctx: ctx, set: map[uuid.UUID]uint64{origin: seq}})
+}
+
+// Stats counts the work of this process's committer since Open.
+type Stats struct {
+	Changesets uint64 // changesets committed
+	Syncs      uint64 // batches synced: with group commit, fewer than Changesets
+}
+
+// Stats returns the commit counters.
+func (r *Replica) Stats() Stats {
+	if r.c == nil {
+		return Stats{}
+	}
+	return Stats{Changesets: r.c.changesets.Load(), Syncs: r.c.syncs.Load()}
 }

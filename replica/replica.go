@@ -104,7 +104,14 @@ func Init(dir string, database uuid.UUID, opts *Options) (*Replica, error) {
 	b.Set(metaKey(metaReplicaUUID), id[:], nil)
 	b.Set(metaKey(metaDatabaseUUID), database[:], nil)
 	b.Set(metaKey(metaCreated), []byte(o.Clock().UTC().Format("2006-01-02T15:04:05Z")), nil)
-	if err := b.Commit(pebble.Sync); err != nil {
+	err = b.Commit(pebble.Sync)
+	if err == nil {
+		// Pebble syncs its own directory; the entries that lead to it
+		// (DIR/db in DIR, DIR in its parent) must be synced too, or a
+		// crash can lose the whole replica.
+		err = errors.Join(syncDir(o.FS, dir), syncDir(o.FS, filepath.Dir(filepath.Clean(dir))))
+	}
+	if err != nil {
 		db.Close()
 		lock.Close()
 		return nil, fmt.Errorf("replica: initialize %s: %w", dir, err)
@@ -185,6 +192,14 @@ func acquire(fs vfs.FS, dir string) (io.Closer, error) {
 		f.Close()
 	}
 	return lock, nil
+}
+
+func syncDir(fs vfs.FS, dir string) error {
+	d, err := fs.OpenDir(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
 }
 
 func pebbleOptions(o *Options, create bool) *pebble.Options {

@@ -84,7 +84,7 @@ func (t *txn) flushMeta() {
 		t.b.Set(ticketKey(o), appendU64(nil, v), nil)
 	}
 	for typ, s := range t.types {
-		t.b.Set(typeKey(typ), appendU64(appendU64(nil, s.NextLUID), s.Live), nil)
+		t.b.Set(typeKey(typ), typeStatsValue(s), nil)
 	}
 	t.b.Set(metaKey(metaDigest), t.dig.bytes(), nil)
 }
@@ -295,30 +295,37 @@ func (u *unit) merge() ([]*changeset.Changeset, int) {
 	return out, u.skip
 }
 
-// writeRecord writes one record's new state, history entry, property index
-// changes, LUID, type stats and digest change.
+// writeRecord stages one record's change in t's batch and overlays.
 func (t *txn) writeRecord(seq uint64, sc stagedChange) {
-	k, b := sc.k, t.b
+	stats := t.typeStats(sc.k.typ)
+	if l := putRecord(t.b, seq, sc, &stats, &t.dig); l != 0 {
+		t.luids[sc.k] = l
+	}
+	t.types[sc.k.typ] = stats
+	t.states[sc.k] = sc.new
+}
+
+// putRecord writes the keys of one record's change: its new state, history
+// entry, property index changes and, for a record never seen, a new LUID
+// (returned; 0 if none). It updates stats and dig. The commit path and
+// verify's replay both use it, so a replay writes byte-for-byte what a
+// commit wrote.
+func putRecord(b *pebble.Batch, seq uint64, sc stagedChange, stats *typeStats, dig *digest) (luid uint64) {
+	k := sc.k
 	b.Set(historyKey(k.typ, k.id, seq), nil, nil)
-	stats := t.typeStats(k.typ)
+	var oldProps, newProps []Prop
 	if sc.old != nil {
-		t.dig.sub(recordHash(k.typ, k.id, sc.old.Props))
+		oldProps = sc.old.Props
+		dig.sub(recordHash(k.typ, k.id, oldProps))
 		stats.Live--
 	}
 	if sc.new != nil {
-		t.dig.add(recordHash(k.typ, k.id, sc.new.Props))
+		newProps = sc.new.Props
+		dig.add(recordHash(k.typ, k.id, newProps))
 		stats.Live++
 		b.Set(recordKey(k.typ, k.id), encodeState(sc.new), nil)
 	} else {
 		b.Delete(recordKey(k.typ, k.id), nil)
-	}
-	// Property index: remove entries whose value changed, add new ones.
-	var oldProps, newProps []Prop
-	if sc.old != nil {
-		oldProps = sc.old.Props
-	}
-	if sc.new != nil {
-		newProps = sc.new.Props
 	}
 	diffProps(oldProps, newProps, func(p Prop) {
 		b.Delete(propKey(k.typ, p.Name, p.Value, k.id), nil)
@@ -326,14 +333,12 @@ func (t *txn) writeRecord(seq uint64, sc stagedChange) {
 		b.Set(propKey(k.typ, p.Name, p.Value, k.id), nil, nil)
 	})
 	if sc.newLUID {
-		l := stats.NextLUID
+		luid = stats.NextLUID
 		stats.NextLUID++
-		t.luids[k] = l
-		b.Set(luidKey(k.typ, k.id), appendU64(nil, l), nil)
-		b.Set(luidRevKey(k.typ, l), k.id[:], nil)
+		b.Set(luidKey(k.typ, k.id), appendU64(nil, luid), nil)
+		b.Set(luidRevKey(k.typ, luid), k.id[:], nil)
 	}
-	t.types[k.typ] = stats
-	t.states[k] = sc.new
+	return luid
 }
 
 // diffProps calls del for each property of old not in new (or changed), and
@@ -358,3 +363,6 @@ func diffProps(old, new []Prop, del, add func(Prop)) {
 		}
 	}
 }
+
+// typeStatsValue is the S value: next LUID, then live count.
+func typeStatsValue(s typeStats) []byte { return appendU64(appendU64(nil, s.NextLUID), s.Live) }

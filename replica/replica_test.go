@@ -1,0 +1,386 @@
+package replica_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/google/uuid"
+
+	"github.com/prophet-sync/prophet/changeset"
+	"github.com/prophet-sync/prophet/replica"
+)
+
+var ctx = context.Background()
+
+// replicas numbers the replicas a test process makes, so each gets its own
+// deterministic UUID space.
+var replicas atomic.Uint32
+
+// seqUUIDs returns a deterministic UUID source: prefix, then a counter.
+func seqUUIDs(prefix byte) func() uuid.UUID {
+	var mu sync.Mutex
+	n := uint64(0)
+	return func() uuid.UUID {
+		mu.Lock()
+		defer mu.Unlock()
+		n++
+		var id uuid.UUID
+		id[0] = prefix
+		binary.BigEndian.PutUint64(id[8:], n)
+		id[6] = 0x40 | id[6]&0x0f
+		id[8] = 0x80 | id[8]&0x3f
+		return id
+	}
+}
+
+func testOptions(fs vfs.FS) *replica.Options {
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	return &replica.Options{
+		FS:      fs,
+		Creator: "tester@example.com",
+		NewUUID: seqUUIDs(byte(0xa0 + replicas.Add(1))),
+		Clock: func() time.Time {
+			mu.Lock()
+			defer mu.Unlock()
+			clock = clock.Add(time.Second)
+			return clock
+		},
+	}
+}
+
+func newReplica(t testing.TB) (*replica.Replica, string) {
+	t.Helper()
+	dir := t.TempDir()
+	r, err := replica.Init(dir, uuid.Nil, testOptions(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r, dir
+}
+
+func create(t testing.TB, r *replica.Replica, typ string, kv ...string) uuid.UUID {
+	t.Helper()
+	set := map[string]string{}
+	for i := 0; i < len(kv); i += 2 {
+		set[kv[i]] = kv[i+1]
+	}
+	cs, err := r.Commit(ctx, replica.Edit{Type: typ, Op: replica.Create, Set: set})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs.Changes[0].Record
+}
+
+func mustVerify(t testing.TB, r *replica.Replica) *replica.VerifyReport {
+	t.Helper()
+	rep, err := r.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		t.Fatalf("verify found problems:\n%s", strings.Join(rep.Problems, "\n"))
+	}
+	return rep
+}
+
+func propsOf(rec *replica.Record) string {
+	var b strings.Builder
+	for _, p := range rec.Props {
+		fmt.Fprintf(&b, "%s=%s ", p.Name, p.Value)
+	}
+	return strings.TrimSpace(b.String())
+}
+
+func TestRecordLifecycle(t *testing.T) {
+	r, _ := newReplica(t)
+	id := create(t, r, "bug", "title", "printer on fire", "status", "new")
+	rec, err := r.Get("bug", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := propsOf(rec); got != "status=new title=printer on fire" {
+		t.Fatalf("props = %q", got)
+	}
+	if rec.LUID != 1 || rec.Creator != "tester@example.com" || rec.Origin != r.UUID() {
+		t.Fatalf("record metadata = %+v", rec)
+	}
+
+	cs, err := r.Commit(ctx, replica.Edit{Type: "bug", Record: id, Op: replica.Update, Set: map[string]string{"status": "open", "title": ""}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []changeset.PropChange{{Name: "status", Old: "new", New: "open"}, {Name: "title", Old: "printer on fire"}}
+	if fmt.Sprint(cs.Changes[0].Props) != fmt.Sprint(want) {
+		t.Fatalf("update recorded %v, want %v", cs.Changes[0].Props, want)
+	}
+	if cs, err := r.Commit(ctx, replica.Edit{Type: "bug", Record: id, Op: replica.Update, Set: map[string]string{"status": "open"}}); cs != nil || err != nil {
+		t.Fatalf("a no-op update committed %v, %v", cs, err)
+	}
+
+	var open []uuid.UUID
+	if err := r.List("bug", map[string]string{"status": "open"}, func(rec *replica.Record) error {
+		open = append(open, rec.UUID)
+		return nil
+	}); err != nil || len(open) != 1 || open[0] != id {
+		t.Fatalf("list status=open = %v, %v", open, err)
+	}
+	if err := r.List("bug", map[string]string{"status": "new"}, func(*replica.Record) error {
+		return errors.New("the index still lists the old value")
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := r.Commit(ctx, replica.Edit{Type: "bug", Record: id, Op: replica.Delete}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Get("bug", id); !errors.Is(err, replica.ErrNotFound) {
+		t.Fatalf("get after delete: %v", err)
+	}
+	if err := r.List("bug", nil, func(*replica.Record) error { return errors.New("deleted record listed") }); err != nil {
+		t.Fatal(err)
+	}
+	var hist []string
+	if err := r.History("bug", id, func(cs *changeset.Changeset) error {
+		hist = append(hist, fmt.Sprintf("%d:%s", cs.Seq, cs.Changes[0].Op))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(hist, " "); got != "1:add 2:update 3:delete" {
+		t.Fatalf("history = %q", got)
+	}
+	if got, err := r.ResolveID("bug", "1"); err != nil || got != id {
+		t.Fatalf("LUID 1 of a deleted record resolves to %v, %v", got, err)
+	}
+	if _, err := r.Commit(ctx, replica.Edit{Type: "bug", Record: id, Op: replica.Update, Set: map[string]string{"a": "b"}}); !errors.Is(err, replica.ErrNotFound) {
+		t.Fatalf("update of a deleted record: %v", err)
+	}
+	mustVerify(t, r)
+}
+
+func TestResolveID(t *testing.T) {
+	r, _ := newReplica(t)
+	a := create(t, r, "bug", "n", "1")
+	b := create(t, r, "bug", "n", "2")
+	// Deterministic UUIDs: ab000000-0000-4000-8000-00000000000N.
+	if got, err := r.ResolveID("bug", a.String()); err != nil || got != a {
+		t.Fatalf("full UUID: %v %v", got, err)
+	}
+	if got, err := r.ResolveID("bug", "2"); err != nil || got != b {
+		t.Fatalf("LUID 2: %v %v", got, err)
+	}
+	var amb *replica.AmbiguousIDError
+	if _, err := r.ResolveID("bug", a.String()[:4]); !errors.As(err, &amb) || len(amb.Candidates) != 2 ||
+		!strings.Contains(err.Error(), a.String()) || !strings.Contains(err.Error(), b.String()) {
+		t.Fatalf("ambiguous prefix: %v", err)
+	}
+	if got, err := r.ResolveID("bug", strings.ReplaceAll(b.String(), "-", "")); err != nil || got != b {
+		t.Fatalf("dashless: %v %v", got, err)
+	}
+	c := uuid.MustParse("cd0e0000-0000-4000-8000-000000000001")
+	if _, err := r.Commit(ctx, replica.Edit{Type: "bug", Record: c, Op: replica.Create}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.ResolveID("bug", "cd0e"); err != nil || got != c {
+		t.Fatalf("unique prefix: %v %v", got, err)
+	}
+	if _, err := r.ResolveID("task", "1"); !errors.Is(err, replica.ErrNotFound) {
+		t.Fatalf("LUID of another type: %v", err)
+	}
+	if _, err := r.ResolveID("bug", "zzzz"); !errors.Is(err, replica.ErrNotFound) {
+		t.Fatalf("garbage: %v", err)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := replica.Open(dir, nil); !errors.Is(err, replica.ErrNoReplica) || !strings.Contains(err.Error(), "prophet init") {
+		t.Fatalf("open of an empty dir: %v", err)
+	}
+	r, err := replica.Init(dir, uuid.Nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := replica.Open(dir, nil); !errors.Is(err, replica.ErrInUse) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("second open: %v", err)
+	}
+	r.Close()
+	if _, err := replica.Init(dir, uuid.Nil, nil); !errors.Is(err, replica.ErrExists) {
+		t.Fatalf("init over a replica: %v", err)
+	}
+	r, err = replica.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+
+	// A Pebble DB that is not a replica.
+	other := t.TempDir()
+	db, err := pebble.Open(other+"/db", &pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Set([]byte("hello"), []byte("world"), pebble.Sync)
+	db.Close()
+	if _, err := replica.Open(other, nil); !errors.Is(err, replica.ErrCorrupt) || !strings.Contains(err.Error(), "not a prophet replica") {
+		t.Fatalf("open of a foreign database: %v", err)
+	}
+}
+
+func TestIntegrate(t *testing.T) {
+	a, _ := newReplica(t)
+	b, _ := newReplica(t)
+	id := create(t, a, "bug", "status", "new")
+	if _, err := a.Commit(ctx, replica.Edit{Type: "bug", Record: id, Op: replica.Update, Set: map[string]string{"status": "open"}}); err != nil {
+		t.Fatal(err)
+	}
+	var css []*changeset.Changeset
+	it := a.Log(1)
+	for it.Next() {
+		cs, err := it.Changeset()
+		if err != nil {
+			t.Fatal(err)
+		}
+		css = append(css, cs)
+	}
+	if err := it.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out, skipped, err := b.Integrate(ctx, css...)
+	if err != nil || len(out) != 2 || skipped != 0 {
+		t.Fatalf("integrate: %d appended, %d skipped, %v", len(out), skipped, err)
+	}
+	if b.Ticket(a.UUID()) != 2 || b.Digest() != a.Digest() {
+		t.Fatalf("ticket %d, digests %s vs %s", b.Ticket(a.UUID()), b.Digest(), a.Digest())
+	}
+	// Again: exactly once.
+	if out, skipped, err := b.Integrate(ctx, css...); err != nil || len(out) != 0 || skipped != 2 {
+		t.Fatalf("re-integrate: %d appended, %d skipped, %v", len(out), skipped, err)
+	}
+	rec, _ := b.Get("bug", id)
+	if rec.Origin != a.UUID() {
+		t.Fatalf("origin not kept: %v", rec.Origin)
+	}
+
+	// An update whose old value is not the current one is refused, saying
+	// exactly why.
+	theirs := &changeset.Changeset{Origin: uuid.New(), OriginSeq: 1, Created: time.Unix(1, 0),
+		Changes: []changeset.Change{{RecordType: "bug", Record: id, Op: changeset.Update,
+			Props: []changeset.PropChange{{Name: "status", Old: "new", New: "closed"}}}}}
+	var ce *replica.ConflictError
+	if _, _, err := b.Integrate(ctx, theirs); !errors.As(err, &ce) || ce.Prop != "status" || ce.Actual != "open" || ce.Expected != "new" {
+		t.Fatalf("conflict: %v", err)
+	}
+	// A unit fails as a whole: the local change before the conflicting one
+	// does not land either.
+	before := b.LatestSeq()
+	local := &changeset.Changeset{Created: time.Unix(1, 0),
+		Changes: []changeset.Change{{RecordType: "bug", Record: id, Op: changeset.Update,
+			Props: []changeset.PropChange{{Name: "owner", New: "me"}}}}}
+	if _, _, err := b.Integrate(ctx, local, theirs); !errors.Is(err, replica.ErrConflict) {
+		t.Fatalf("unit with a conflict: %v", err)
+	}
+	if b.LatestSeq() != before || b.Ticket(theirs.Origin) != 0 {
+		t.Fatalf("a failed unit left changesets (%d -> %d) or a ticket", before, b.LatestSeq())
+	}
+	// With a nullification first (what merge does), the same changeset
+	// applies, all three in one unit.
+	null := &changeset.Changeset{Created: time.Unix(1, 0), IsNullification: true,
+		Changes: []changeset.Change{{RecordType: "bug", Record: id, Op: changeset.Update,
+			Props: []changeset.PropChange{{Name: "status", Old: "open", New: "new"}}}}}
+	resolution := &changeset.Changeset{Created: time.Unix(1, 0), IsResolution: true,
+		Changes: []changeset.Change{{RecordType: "bug", Record: id, Op: changeset.Update,
+			Props: []changeset.PropChange{{Name: "status", Old: "closed", New: "open"}}}}}
+	out, _, err = b.Integrate(ctx, null, theirs, resolution)
+	if err != nil || len(out) != 3 || out[0].Origin != b.UUID() || out[0].OriginSeq != out[0].Seq {
+		t.Fatalf("nullify+integrate+resolve: %v, %v", out, err)
+	}
+	if rec, _ := b.Get("bug", id); rec.Get("status") != "open" || b.Ticket(theirs.Origin) != 1 {
+		t.Fatalf("after resolution: %s, ticket %d", propsOf(rec), b.Ticket(theirs.Origin))
+	}
+	mustVerify(t, b)
+}
+
+func TestTicketsNeverAheadOfLog(t *testing.T) {
+	r, _ := newReplica(t)
+	create(t, r, "bug")
+	if err := r.SetTicket(ctx, r.UUID(), 5); err == nil || !strings.Contains(err.Error(), "ahead of the log") {
+		t.Fatalf("ticket ahead of log accepted: %v", err)
+	}
+	if err := r.SetTicket(ctx, r.UUID(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetTicket(ctx, uuid.New(), 1); err == nil {
+		t.Fatal("ticket for an origin the log has never seen accepted")
+	}
+	mustVerify(t, r)
+}
+
+func TestBulkStopsAtBadUnit(t *testing.T) {
+	r, _ := newReplica(t)
+	n := 0
+	res, err := r.Bulk(ctx, func() (*replica.Unit, error) {
+		n++
+		switch {
+		case n == 1500:
+			return &replica.Unit{Edits: []replica.Edit{{Type: "bug", Record: uuid.New(), Op: replica.Update, Set: map[string]string{"a": "b"}}}}, nil
+		case n > 2000:
+			return nil, nil
+		}
+		return &replica.Unit{Edits: []replica.Edit{{Type: "bug", Op: replica.Create, Set: map[string]string{"n": fmt.Sprint(n)}}}}, nil
+	})
+	if !errors.Is(err, replica.ErrNotFound) || !strings.Contains(err.Error(), "unit 1500") {
+		t.Fatalf("bulk error: %v", err)
+	}
+	if res.Changesets != 1499 || r.LatestSeq() != 1499 {
+		t.Fatalf("bulk committed %d (latest %d), want the 1499 before the bad unit", res.Changesets, r.LatestSeq())
+	}
+	rep := mustVerify(t, r)
+	if rep.Records != 1499 {
+		t.Fatalf("verify counted %d records", rep.Records)
+	}
+}
+
+func TestGroupCommitConcurrent(t *testing.T) {
+	r, _ := newReplica(t)
+	const writers, each = 64, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if _, err := r.Commit(ctx, replica.Edit{Type: "bug", Op: replica.Create, Set: map[string]string{"w": fmt.Sprint(w), "i": fmt.Sprint(i)}}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if r.LatestSeq() != writers*each {
+		t.Fatalf("latest = %d", r.LatestSeq())
+	}
+	st := r.Stats()
+	if st.Syncs >= st.Changesets {
+		t.Fatalf("%d syncs for %d changesets: concurrent commits did not share fsyncs", st.Syncs, st.Changesets)
+	}
+	t.Logf("%d changesets in %d syncs", st.Changesets, st.Syncs)
+	mustVerify(t, r)
+}
