@@ -56,6 +56,12 @@ type committer struct {
 	quit chan struct{}
 	wg   sync.WaitGroup
 
+	// sendMu orders sends on reqs before close: a sender holds it shared
+	// while it sends, close takes it exclusively to set closed. So once the
+	// committer drains reqs after quit, no request can arrive unanswered.
+	sendMu sync.RWMutex
+	closed bool
+
 	// failed is set when a batch could not be committed; every later
 	// request gets it.
 	failed error
@@ -85,8 +91,26 @@ func newCommitter(r *Replica) *committer {
 }
 
 func (c *committer) close() {
+	c.sendMu.Lock()
+	c.closed = true
+	c.sendMu.Unlock()
 	close(c.quit)
 	c.wg.Wait()
+}
+
+// send queues req unless the committer is closed.
+func (c *committer) send(req *request) error {
+	c.sendMu.RLock()
+	defer c.sendMu.RUnlock()
+	if c.closed {
+		return ErrClosed
+	}
+	select {
+	case c.reqs <- req:
+		return nil
+	case <-req.ctx.Done():
+		return req.ctx.Err()
+	}
 }
 
 // submit sends req and waits for its answer.
@@ -98,12 +122,8 @@ func (r *Replica) submit(req *request) error {
 		req.ctx = context.Background()
 	}
 	req.done = make(chan struct{})
-	select {
-	case r.c.reqs <- req:
-	case <-r.c.quit:
-		return ErrClosed
-	case <-req.ctx.Done():
-		return req.ctx.Err()
+	if err := r.c.send(req); err != nil {
+		return err
 	}
 	// Once queued, a request is always answered; waiting for the answer
 	// rather than for ctx means a caller never mistakes a commit that
