@@ -168,9 +168,11 @@ func (c *committer) group(first *request) {
 			// A bulk load commits its own batches; flush ours first so
 			// order is kept.
 			c.commit(t, staged)
-			staged, t = nil, c.newTxn()
 			req.bulkResult, req.err = c.runBulk(req)
 			close(req.done)
+			// A new batch from the state the bulk load left: its
+			// sequence numbers, tickets and digest.
+			staged, t = nil, c.newTxn()
 			return
 		}
 		if err := req.ctx.Err(); err != nil {
