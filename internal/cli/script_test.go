@@ -3,6 +3,7 @@ package cli_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,6 +64,14 @@ func setup(e *testscript.Env) error {
 		// A race-enabled child otherwise sleeps 1 s on exit.
 		e.Setenv("GORACE", "atexit_sleep_ms=0")
 	}
+	// $PROPHETBIN is where testscript put the prophet command, for scripts
+	// that set PATH to something narrow.
+	for _, dir := range filepath.SplitList(e.Getenv("PATH")) {
+		if _, err := os.Stat(filepath.Join(dir, "prophet")); err == nil {
+			e.Setenv("PROPHETBIN", dir)
+			break
+		}
+	}
 	holds := map[string]*replica.Replica{}
 	e.Values[holdsKey{}] = holds
 	e.Defer(func() {
@@ -121,7 +130,7 @@ func cmdDamage(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: damage DIR")
 	}
-	db, err := pebble.Open(filepath.Join(ts.MkAbs(args[0]), "db"), &pebble.Options{ErrorIfNotExists: true})
+	db, err := pebble.Open(filepath.Join(ts.MkAbs(args[0]), "db"), &pebble.Options{ErrorIfNotExists: true, Logger: quiet{}})
 	ts.Check(err)
 	defer db.Close()
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte("R"), UpperBound: []byte("S")})
@@ -134,3 +143,9 @@ func cmdDamage(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(it.Close())
 	ts.Check(db.Delete(key, pebble.Sync))
 }
+
+type quiet struct{}
+
+func (quiet) Infof(string, ...any)              {}
+func (quiet) Errorf(string, ...any)             {}
+func (quiet) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
