@@ -12,8 +12,13 @@ import (
 )
 
 func main() {
+	// The first SIGINT or SIGTERM cancels ctx: the command stops at its
+	// next check, keeping what it committed. Then the default action is
+	// back, so a second one ends the process at once.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	os.Exit(cli.Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

@@ -44,8 +44,9 @@ before it is committed. Fix the line and import the file again.`,
 				defer f.Close()
 				in = f
 			}
-			src := &importSource{sc: bufio.NewScanner(in)}
-			src.sc.Buffer(make([]byte, 64<<10), changeset.MaxEncodedSize)
+			ctx, cancel := context.WithCancel(ctx) // ends the reader
+			defer cancel()
+			src := newImportSource(ctx, in)
 			res, err := c.r.Bulk(ctx, src.next)
 			if err != nil {
 				return src.explain(err)
@@ -59,8 +60,38 @@ before it is committed. Fix the line and import the file again.`,
 
 // importSource turns lines into bulk units, one Put per line.
 type importSource struct {
-	sc   *bufio.Scanner
-	line int // the line last read
+	ctx   context.Context
+	lines <-chan readLine
+	line  int // the line last read
+}
+
+type readLine struct {
+	b   []byte
+	err error // then b is nil and the input is over
+}
+
+// newImportSource reads in on its own goroutine, so that an interrupt is
+// seen even while a read from a terminal or pipe blocks. The goroutine ends
+// at the end of the input; after an interrupt it may stay blocked in Read
+// until the process exits, which follows at once.
+func newImportSource(ctx context.Context, in io.Reader) *importSource {
+	ch := make(chan readLine, 256)
+	go func() {
+		defer close(ch)
+		sc := bufio.NewScanner(in)
+		sc.Buffer(make([]byte, 64<<10), changeset.MaxEncodedSize)
+		for sc.Scan() {
+			select {
+			case ch <- readLine{b: bytes.Clone(sc.Bytes())}:
+			case <-ctx.Done():
+				return
+			}
+		}
+		if err := sc.Err(); err != nil {
+			ch <- readLine{err: err}
+		}
+	}()
+	return &importSource{ctx: ctx, lines: ch}
 }
 
 // lineError is a line import could not use.
@@ -73,9 +104,22 @@ func (e *lineError) Error() string { return fmt.Sprintf("line %d: %v", e.line, e
 func (e *lineError) Unwrap() error { return e.err }
 
 func (s *importSource) next() (*replica.Unit, error) {
-	for s.sc.Scan() {
+	for {
+		var l readLine
+		var ok bool
+		select {
+		case l, ok = <-s.lines:
+		case <-s.ctx.Done():
+			return nil, s.ctx.Err()
+		}
+		switch {
+		case !ok:
+			return nil, io.EOF
+		case l.err != nil:
+			return nil, &lineError{s.line + 1, l.err}
+		}
 		s.line++
-		b := bytes.TrimSpace(s.sc.Bytes())
+		b := bytes.TrimSpace(l.b)
 		if len(b) == 0 {
 			continue
 		}
@@ -85,10 +129,6 @@ func (s *importSource) next() (*replica.Unit, error) {
 		}
 		return &replica.Unit{Edits: []replica.Edit{e}}, nil
 	}
-	if err := s.sc.Err(); err != nil {
-		return nil, &lineError{s.line + 1, err}
-	}
-	return nil, io.EOF
 }
 
 // parseRecordLine reads one record object as an edit that makes the record
