@@ -47,7 +47,9 @@ type command struct {
 	form    form // what the positional arguments are
 	// raw commands get their arguments unparsed (bench has its own flags).
 	raw bool
-	// setup registers the command's own flags and returns what runs it.
+	// run runs the command; or, for a command with flags of its own, setup
+	// registers them and returns what runs it.
+	run   runFunc
 	setup func(fs *flag.FlagSet) runFunc
 }
 
@@ -117,11 +119,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, out *bufio.Writer,
 	}
 	c := &call{cmd: cmd, stdin: stdin, out: out, stderr: stderr}
 	fs := newFlagSet(cmd.name)
-	fs.StringVar(dirFlag, "replica", *dirFlag, "the replica `DIR`ectory (default $PROPHET_REPLICA, else ./.prophet)")
+	if !cmd.raw {
+		fs.StringVar(dirFlag, "replica", *dirFlag, "the replica `DIR`ectory (default $PROPHET_REPLICA, else ./.prophet)")
+	}
 	if cmd.json {
 		fs.BoolVar(&c.json, "json", false, "write JSON (shapes: prophet --help)")
 	}
-	var runFn runFunc
+	runFn := cmd.run
 	if cmd.setup != nil {
 		runFn = cmd.setup(fs)
 	}

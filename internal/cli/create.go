@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 
 	"github.com/prophet-sync/prophet/replica"
 )
@@ -16,9 +15,7 @@ Creates a record of TYPE with the given properties (an empty value leaves the
 property out) and prints "created TYPE LUID UUID".`,
 	mode: openWrite,
 	min:  1, max: -1, form: formType | formProps,
-	setup: func(*flag.FlagSet) runFunc {
-		return func(ctx context.Context, c *call) error {
-			return c.edit(ctx, "created", replica.Edit{Type: c.typ, Op: replica.Create, Set: c.props})
-		}
+	run: func(ctx context.Context, c *call) error {
+		return c.edit(ctx, "created", replica.Edit{Type: c.typ, Op: replica.Create, Set: c.props})
 	},
 }

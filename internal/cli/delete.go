@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 
 	"github.com/prophet-sync/prophet/replica"
 )
@@ -16,9 +15,7 @@ Deletes the record and prints "deleted TYPE LUID UUID". Its history stays:
 prophet history TYPE ID still shows it.`,
 	mode: openWrite,
 	min:  2, max: 2, form: formType | formID,
-	setup: func(*flag.FlagSet) runFunc {
-		return func(ctx context.Context, c *call) error {
-			return c.editID(ctx, "deleted", replica.Delete, nil)
-		}
+	run: func(ctx context.Context, c *call) error {
+		return c.editID(ctx, "deleted", replica.Delete, nil)
 	},
 }

@@ -2,9 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
-
-	"github.com/prophet-sync/prophet/replica"
 )
 
 var exportCmd = &command{
@@ -18,21 +15,13 @@ another replica gives it the same records (the same digest). --json is
 accepted and changes nothing.`,
 	mode: openRead,
 	json: true,
-	setup: func(*flag.FlagSet) runFunc {
-		return func(ctx context.Context, c *call) error {
-			c.json = true
-			for _, tc := range c.r.Counts() {
-				err := c.r.List(tc.Type, nil, func(rec *replica.Record) error {
-					if err := ctx.Err(); err != nil {
-						return err
-					}
-					return c.writeRecordLine(rec)
-				})
-				if err != nil {
-					return err
-				}
+	run: func(ctx context.Context, c *call) error {
+		c.json = true
+		for _, tc := range c.r.Counts() {
+			if err := c.r.List(tc.Type, nil, c.recordLines(ctx)); err != nil {
+				return err
 			}
-			return nil
 		}
+		return nil
 	},
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -35,6 +36,17 @@ func (c *call) writeRecordLine(rec *replica.Record) error {
 	}
 	c.out.WriteByte('\n')
 	return c.writeErr()
+}
+
+// recordLines is the replica.List callback of list and export: one line a
+// record, stopping at an interrupt or a failed write.
+func (c *call) recordLines(ctx context.Context) func(*replica.Record) error {
+	return func(rec *replica.Record) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return c.writeRecordLine(rec)
+	}
 }
 
 // writeChangeset writes cs (history, log). raw is its canonical encoding

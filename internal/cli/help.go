@@ -51,9 +51,18 @@ func writeUsage(w io.Writer) {
 }
 
 func writeCommandUsage(w io.Writer, cmd *command, fs *flag.FlagSet) {
-	fmt.Fprintf(w, "usage: prophet %s [flags] %s\n\n%s\n", cmd.name, cmd.args, cmd.summary)
+	flags := "[flags] "
+	if cmd.raw {
+		flags = "" // its flags are in cmd.args
+	}
+	fmt.Fprintf(w, "usage: prophet %s %s%s\n\n%s\n", cmd.name, flags, cmd.args, cmd.summary)
 	if cmd.detail != "" {
 		fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(cmd.detail))
+	}
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	if n == 0 {
+		return
 	}
 	io.WriteString(w, "\nflags:\n")
 	fs.SetOutput(w)

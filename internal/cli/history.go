@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 
 	"github.com/prophet-sync/prophet/changeset"
 )
@@ -17,18 +16,16 @@ those of a deleted record. With --json, one changeset object per line.`,
 	mode: openRead,
 	json: true,
 	min:  2, max: 2, form: formType | formID,
-	setup: func(*flag.FlagSet) runFunc {
-		return func(ctx context.Context, c *call) error {
-			id, err := c.resolve()
-			if err != nil {
+	run: func(ctx context.Context, c *call) error {
+		id, err := c.resolve()
+		if err != nil {
+			return err
+		}
+		return c.r.History(c.typ, id, func(cs *changeset.Changeset) error {
+			if err := ctx.Err(); err != nil {
 				return err
 			}
-			return c.r.History(c.typ, id, func(cs *changeset.Changeset) error {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				return c.writeChangeset(cs, nil)
-			})
-		}
+			return c.writeChangeset(cs, nil)
+		})
 	},
 }

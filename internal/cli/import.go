@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -33,28 +32,26 @@ On a bad line the import stops with an error naming the line; every line
 before it is committed. Fix the line and import the file again.`,
 	mode: openWrite,
 	min:  1, max: 1,
-	setup: func(*flag.FlagSet) runFunc {
-		return func(ctx context.Context, c *call) error {
-			in := c.stdin
-			if name := c.args[0]; name != "-" {
-				f, err := os.Open(name)
-				if err != nil {
-					return userf(err, "cannot read %v; check the file name", err)
-				}
-				defer f.Close()
-				in = f
-			}
-			ctx, cancel := context.WithCancel(ctx) // ends the reader
-			defer cancel()
-			src := newImportSource(ctx, in)
-			res, err := c.r.Bulk(ctx, src.next)
+	run: func(ctx context.Context, c *call) error {
+		in := c.stdin
+		if name := c.args[0]; name != "-" {
+			f, err := os.Open(name)
 			if err != nil {
-				return src.explain(err)
+				return userf(err, "cannot read %v; check the file name", err)
 			}
-			_, err = fmt.Fprintf(c.out, "imported %d records: %d changed, %d unchanged\n",
-				res.Units, res.Changesets, res.Units-res.Changesets)
-			return err
+			defer f.Close()
+			in = f
 		}
+		ctx, cancel := context.WithCancel(ctx) // ends the reader
+		defer cancel()
+		src := newImportSource(ctx, in)
+		res, err := c.r.Bulk(ctx, src.next)
+		if err != nil {
+			return src.explain(err)
+		}
+		_, err = fmt.Fprintf(c.out, "imported %d records: %d changed, %d unchanged\n",
+			res.Units, res.Changesets, res.Units-res.Changesets)
+		return err
 	},
 }
 

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -17,14 +16,12 @@ var initCmd = &command{
 Creates the replica directory (--replica DIR, $PROPHET_REPLICA or ./.prophet)
 with a new replica UUID and a new database UUID, and prints both.`,
 	mode: openNothing,
-	setup: func(*flag.FlagSet) runFunc {
-		return func(ctx context.Context, c *call) error {
-			r, err := replica.Init(c.dir, uuid.Nil, &c.opts)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(c.out, "initialized replica %s (database %s) in %s\n", r.UUID(), r.DatabaseUUID(), c.dir)
-			return r.Close()
+	run: func(ctx context.Context, c *call) error {
+		r, err := replica.Init(c.dir, uuid.Nil, &c.opts)
+		if err != nil {
+			return err
 		}
+		fmt.Fprintf(c.out, "initialized replica %s (database %s) in %s\n", r.UUID(), r.DatabaseUUID(), c.dir)
+		return r.Close()
 	},
 }

@@ -3,8 +3,6 @@ package cli
 import (
 	"encoding/json"
 	"io"
-	"maps"
-	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -136,9 +134,6 @@ func toChangesetJSON(cs *changeset.Changeset, hash changeset.Hash) *changesetJSO
 	}
 	return out
 }
-
-// sortedKeys is for human output of the JSON maps' contents.
-func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 // writeJSON writes v as one line.
 func writeJSON(w io.Writer, v any) error {

@@ -2,9 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
-
-	"github.com/prophet-sync/prophet/replica"
 )
 
 var listCmd = &command{
@@ -20,14 +17,7 @@ object per line.`,
 	mode: openRead,
 	json: true,
 	min:  1, max: -1, form: formType | formProps,
-	setup: func(*flag.FlagSet) runFunc {
-		return func(ctx context.Context, c *call) error {
-			return c.r.List(c.typ, c.props, func(rec *replica.Record) error {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				return c.writeRecordLine(rec)
-			})
-		}
+	run: func(ctx context.Context, c *call) error {
+		return c.r.List(c.typ, c.props, c.recordLines(ctx))
 	},
 }

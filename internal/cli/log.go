@@ -7,7 +7,6 @@ import (
 
 var logCmd = &command{
 	name:    "log",
-	args:    "",
 	summary: "show the changeset log",
 	detail: `
 Prints changesets oldest first: by default the last --limit of them; with

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 )
 
 var showCmd = &command{
@@ -16,13 +15,11 @@ shape of prophet --help.`,
 	mode: openRead,
 	json: true,
 	min:  2, max: 2, form: formType | formID,
-	setup: func(*flag.FlagSet) runFunc {
-		return func(ctx context.Context, c *call) error {
-			rec, err := c.record()
-			if err != nil {
-				return err
-			}
-			return c.writeRecord(rec)
+	run: func(ctx context.Context, c *call) error {
+		rec, err := c.record()
+		if err != nil {
+			return err
 		}
+		return c.writeRecord(rec)
 	},
 }

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 
 	"github.com/prophet-sync/prophet/replica"
 )
@@ -17,9 +16,7 @@ Sets each property to its value; prop= (an empty value) unsets it. Prints
 that value (nothing is written then).`,
 	mode: openWrite,
 	min:  3, max: -1, form: formType | formID | formProps,
-	setup: func(*flag.FlagSet) runFunc {
-		return func(ctx context.Context, c *call) error {
-			return c.editID(ctx, "updated", replica.Update, c.props)
-		}
+	run: func(ctx context.Context, c *call) error {
+		return c.editID(ctx, "updated", replica.Update, c.props)
 	},
 }

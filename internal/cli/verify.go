@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 )
 
@@ -16,33 +15,31 @@ merge tickets equal what the replay gives. Prints each problem found, and
 exits 1 if there is any. With --json, the verify shape of prophet --help.`,
 	mode: openRead,
 	json: true,
-	setup: func(*flag.FlagSet) runFunc {
-		return func(ctx context.Context, c *call) error {
-			rep, err := c.r.Verify(ctx)
-			if err != nil {
+	run: func(ctx context.Context, c *call) error {
+		rep, err := c.r.Verify(ctx)
+		if err != nil {
+			return err
+		}
+		problems := append([]string{}, rep.Problems...)
+		if c.json {
+			if err := writeJSON(c.out, verifyJSON{OK: len(problems) == 0, Changesets: rep.Changesets,
+				Records: rep.Records, Problems: problems, Truncated: rep.Truncated}); err != nil {
 				return err
 			}
-			problems := append([]string{}, rep.Problems...)
-			if c.json {
-				if err := writeJSON(c.out, verifyJSON{OK: len(problems) == 0, Changesets: rep.Changesets,
-					Records: rep.Records, Problems: problems, Truncated: rep.Truncated}); err != nil {
-					return err
-				}
-			} else {
-				for _, p := range problems {
-					fmt.Fprintf(c.out, "problem: %s\n", p)
-				}
-				if rep.Truncated > 0 {
-					fmt.Fprintf(c.out, "… and %d more problems\n", rep.Truncated)
-				}
-				if len(problems) == 0 {
-					fmt.Fprintf(c.out, "ok: %d changesets, %d records\n", rep.Changesets, rep.Records)
-				}
+		} else {
+			for _, p := range problems {
+				fmt.Fprintf(c.out, "problem: %s\n", p)
 			}
-			if n := len(problems) + rep.Truncated; n > 0 {
-				return fmt.Errorf("verify found %d problems in %s (listed on stdout); keep a copy of the directory and report them, then re-clone the replica from a peer", n, c.dir)
+			if rep.Truncated > 0 {
+				fmt.Fprintf(c.out, "… and %d more problems\n", rep.Truncated)
 			}
-			return c.writeErr()
+			if len(problems) == 0 {
+				fmt.Fprintf(c.out, "ok: %d changesets, %d records\n", rep.Changesets, rep.Records)
+			}
 		}
+		if n := len(problems) + rep.Truncated; n > 0 {
+			return fmt.Errorf("verify found %d problems in %s (listed on stdout); keep a copy of the directory and report them, then re-clone the replica from a peer", n, c.dir)
+		}
+		return c.writeErr()
 	},
 }
