@@ -13,8 +13,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"strings"
 
 	"github.com/prophet-sync/prophet/replica"
 )
@@ -101,68 +99,35 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, out *bufio.Writer, stderr io.Writer) int {
-	global := newFlagSet("prophet")
-	dirFlag := global.String("replica", "", "the replica directory")
-	if err := global.Parse(args); errors.Is(err, flag.ErrHelp) {
-		writeUsage(out)
-		return exitOK
+	c, runFn, err := parse(args, out)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK // parse wrote the help
 	} else if err != nil {
-		return report(stderr, usagef("%v; run prophet --help", err), "")
+		return report(stderr, err, "")
 	}
-	if global.NArg() == 0 {
-		return report(stderr, usagef("no command given; run prophet --help to see the commands"), "")
-	}
-	name, rest := global.Arg(0), global.Args()[1:]
-	cmd := lookup(name)
-	if cmd == nil {
-		return report(stderr, usagef("unknown command %q; run prophet --help to see the commands", name), "")
-	}
-	c := &call{cmd: cmd, stdin: stdin, out: out, stderr: stderr}
-	fs := newFlagSet(cmd.name)
-	if !cmd.raw {
-		fs.StringVar(dirFlag, "replica", *dirFlag, "the replica `DIR`ectory (default $PROPHET_REPLICA, else ./.prophet)")
-	}
-	if cmd.json {
-		fs.BoolVar(&c.json, "json", false, "write JSON (shapes: prophet --help)")
-	}
-	runFn := cmd.run
-	if cmd.setup != nil {
-		runFn = cmd.setup(fs)
-	}
-	c.fs = fs
-	if cmd.raw {
-		c.args = rest
-	} else {
-		var err error
-		c.args, err = parseInterspersed(fs, rest)
-		if errors.Is(err, flag.ErrHelp) {
-			writeCommandUsage(out, cmd, fs)
-			return exitOK
-		} else if err != nil {
-			return report(stderr, usagef("%s: %v; run prophet %s --help", cmd.name, err, cmd.name), "")
-		}
-		if err := c.parseArgs(); err != nil {
-			return report(stderr, err, "")
-		}
-	}
-	c.dir = replicaDir(*dirFlag)
-	if err := c.prepare(ctx); err != nil {
-		return report(stderr, err, c.dir)
-	}
-	err := c.open()
-	if err == nil {
-		err = runFn(ctx, c)
-		if c.r != nil {
-			if cerr := c.r.Close(); err == nil && cerr != nil {
-				err = fmt.Errorf("closing the replica: %w", cerr)
-			}
-		}
-	}
-	if err != nil {
+	c.stdin, c.out, c.stderr = stdin, out, stderr
+	if err := c.exec(ctx, runFn); err != nil {
 		out.Flush() // what was written before the error stays written
 		return report(stderr, err, c.dir)
 	}
 	return exitOK
+}
+
+// exec opens what the command needs, runs it and closes the replica.
+func (c *call) exec(ctx context.Context, runFn runFunc) error {
+	if err := c.prepare(ctx); err != nil {
+		return err
+	}
+	if err := c.open(); err != nil {
+		return err
+	}
+	err := runFn(ctx, c)
+	if c.r != nil {
+		if cerr := c.r.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("closing the replica: %w", cerr)
+		}
+	}
+	return err
 }
 
 // prepare fills in the replica options: test hooks, and the creator for
@@ -193,29 +158,6 @@ func (c *call) open() error {
 	return nil
 }
 
-// parseArgs checks the positional arguments against cmd.min, max and form.
-func (c *call) parseArgs() error {
-	cmd, rest := c.cmd, c.args
-	if len(rest) < cmd.min || (cmd.max >= 0 && len(rest) > cmd.max) {
-		return usagef("%s takes %s; run prophet %s --help", cmd.name, cmd.synopsis(), cmd.name)
-	}
-	if cmd.form&formType != 0 {
-		if err := checkName("record type", rest[0]); err != nil {
-			return err
-		}
-		c.typ, rest = rest[0], rest[1:]
-	}
-	if cmd.form&formID != 0 {
-		c.id, rest = rest[0], rest[1:]
-	}
-	if cmd.form&formProps != 0 {
-		var err error
-		c.props, err = parseProps(rest)
-		return err
-	}
-	return nil
-}
-
 func lookup(name string) *command {
 	for _, c := range commands {
 		if c.name == name {
@@ -223,64 +165,4 @@ func lookup(name string) *command {
 		}
 	}
 	return nil
-}
-
-// newFlagSet makes a FlagSet that reports nothing itself: Main turns its
-// errors into one-line messages and prints help to stdout.
-func newFlagSet(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	return fs
-}
-
-// parseInterspersed parses flags wherever they stand among the positional
-// arguments ("prophet list task --json"), up to a "--", after which
-// everything is positional.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos, tail []string
-	for i, a := range args {
-		if a == "--" {
-			args, tail = args[:i], args[i+1:]
-			break
-		}
-	}
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return append(pos, tail...), nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-}
-
-func wantsHelp(args []string) bool {
-	for _, a := range args {
-		switch strings.TrimLeft(a, "-") {
-		case "h", "help":
-			return strings.HasPrefix(a, "-")
-		}
-	}
-	return false
-}
-
-func (cmd *command) synopsis() string {
-	if cmd.args == "" {
-		return "no arguments"
-	}
-	return cmd.args
-}
-
-// replicaDir is --replica, else $PROPHET_REPLICA, else ./.prophet.
-func replicaDir(flagValue string) string {
-	if flagValue != "" {
-		return flagValue
-	}
-	if v := os.Getenv("PROPHET_REPLICA"); v != "" {
-		return v
-	}
-	return ".prophet"
 }
