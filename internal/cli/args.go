@@ -24,6 +24,12 @@ func parse(args []string, out io.Writer) (*call, runFunc, error) {
 		return nil, nil, usagef("no command given; run prophet --help to see the commands")
 	}
 	name, rest := global.Arg(0), global.Args()[1:]
+	if name == "help" { // prophet help [COMMAND]
+		if len(rest) == 0 {
+			return parse([]string{"--help"}, out)
+		}
+		return parse([]string{rest[0], "--help"}, out)
+	}
 	cmd := lookup(name)
 	if cmd == nil {
 		return nil, nil, usagef("unknown command %q; run prophet --help to see the commands", name)

@@ -39,7 +39,8 @@ JSON object per line. Absent values are "", times RFC 3339 in UTC:
   verify     {"ok","changesets","records","problems":[...],"truncated"}
 
 Exit codes: 0 success, 1 error, 2 usage error.
-Run prophet COMMAND --help for a command's flags and arguments.
+Run prophet COMMAND --help (or prophet help COMMAND) for a command's flags
+and arguments.
 `
 
 func writeUsage(w io.Writer) {
