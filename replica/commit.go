@@ -62,8 +62,12 @@ type committer struct {
 	sendMu sync.RWMutex
 	closed bool
 
+	// syncq carries applied batches from the committer to the syncer.
+	syncq chan inflight
+
 	// failed is set when a batch could not be committed; every later
 	// request gets it.
+	failMu sync.Mutex
 	failed error
 
 	syncs, changesets atomic.Uint64 // for Stats
@@ -84,9 +88,11 @@ func newCommitter(r *Replica) *committer {
 		tickets: maps.Clone(r.tickets),
 		types:   maps.Clone(r.types),
 		dig:     r.dig,
+		syncq:   make(chan inflight, 4),
 	}
-	c.wg.Add(1)
+	c.wg.Add(2)
 	go c.run()
+	go c.syncer()
 	return c
 }
 
@@ -134,6 +140,7 @@ func (r *Replica) submit(req *request) error {
 
 func (c *committer) run() {
 	defer c.wg.Done()
+	defer close(c.syncq) // the syncer answers what is in flight, then stops
 	for {
 		var first *request
 		select {
@@ -154,22 +161,22 @@ func (c *committer) run() {
 	}
 }
 
-// group stages first and whatever else is queued into one batch and commits.
+// group stages first and whatever else is queued into one batch and hands
+// it to the syncer.
 func (c *committer) group(first *request) {
 	t := c.newTxn()
 	var staged []*request
 	add := func(req *request) {
-		if c.failed != nil {
-			req.err = c.failed
+		if err := c.failure(); err != nil {
+			req.err = err
 			close(req.done)
 			return
 		}
 		if req.bulk != nil {
-			// A bulk load commits its own batches; flush ours first so
+			// A bulk load commits its own batches; send ours first so
 			// order is kept.
 			c.commit(t, staged)
-			req.bulkResult, req.err = c.runBulk(req)
-			close(req.done)
+			c.runBulk(req)
 			// A new batch from the state the bulk load left: its
 			// sequence numbers, tickets and digest.
 			staged, t = nil, c.newTxn()
@@ -200,42 +207,88 @@ more:
 	c.commit(t, staged)
 }
 
-// commit syncs t and answers the requests staged in it.
-func (c *committer) commit(t *txn, staged []*request) {
-	err := c.apply(t)
-	for _, req := range staged {
-		if err != nil {
-			req.out, req.err = nil, err
-		}
-		close(req.done)
-	}
+// inflight is a batch applied to the memtable whose WAL sync the syncer
+// awaits before it answers reqs.
+type inflight struct {
+	t    *txn
+	reqs []*request
 }
 
-// apply commits t's batch with a sync and publishes the new state.
-func (c *committer) apply(t *txn) error {
-	defer t.b.Close()
+// commit applies t's batch without waiting for its fsync, moves the
+// committer's own state on (so the next group builds on it at once), and
+// queues the batch for the syncer, which answers reqs once it is durable.
+// Building group N+1 while group N syncs is what lets concurrent committers
+// share fsyncs: requests pile up during a sync and form the next group.
+func (c *committer) commit(t *txn, reqs []*request) {
 	if t.b.Empty() {
-		return nil
+		t.b.Close()
+		for _, req := range reqs {
+			close(req.done) // no-op edits: nothing to wait for
+		}
+		return
 	}
 	t.flushMeta()
-	if err := t.b.Commit(pebble.Sync); err != nil {
-		c.failed = fmt.Errorf("replica: commit failed, no further writes accepted (reopen the replica; every acknowledged commit is safe): %w", err)
-		c.r.opts.Logger.Error("commit failed", "err", err)
-		return c.failed
+	if err := c.r.db.ApplyNoSyncWait(t.b, pebble.Sync); err != nil {
+		err = c.fail(err)
+		t.b.Close()
+		for _, req := range reqs {
+			req.out, req.err = nil, err
+			close(req.done)
+		}
+		return
 	}
-	c.syncs.Add(1)
-	c.changesets.Add(uint64(t.n))
 	c.seq, c.dig = t.seq, t.dig
 	maps.Copy(c.tickets, t.tickets)
 	maps.Copy(c.types, t.types)
+	c.syncq <- inflight{t: t, reqs: reqs}
+}
+
+// syncer waits for each applied batch's fsync, in order, then publishes the
+// new state to readers and answers the requests (I1, I5).
+func (c *committer) syncer() {
+	defer c.wg.Done()
 	r := c.r
-	r.mu.Lock()
-	r.dig = c.dig
-	maps.Copy(r.tickets, t.tickets)
-	maps.Copy(r.types, t.types)
-	r.mu.Unlock()
-	r.durable.Store(c.seq)
-	return nil
+	for f := range c.syncq {
+		err := f.t.b.SyncWait()
+		f.t.b.Close()
+		if err != nil {
+			err = c.fail(err)
+		} else if err = c.failure(); err == nil {
+			c.syncs.Add(1)
+			c.changesets.Add(uint64(f.t.n))
+			r.mu.Lock()
+			r.dig = f.t.dig
+			maps.Copy(r.tickets, f.t.tickets)
+			maps.Copy(r.types, f.t.types)
+			r.mu.Unlock()
+			r.durable.Store(f.t.seq)
+		}
+		for _, req := range f.reqs {
+			if err != nil {
+				req.out, req.err = nil, err
+			}
+			close(req.done)
+		}
+	}
+}
+
+// fail records the first write failure; from then on every request fails.
+// After a failed WAL write Pebble's state is not to be trusted; reopening
+// replays what is durable.
+func (c *committer) fail(err error) error {
+	c.failMu.Lock()
+	defer c.failMu.Unlock()
+	if c.failed == nil {
+		c.failed = fmt.Errorf("replica: commit failed, no further writes accepted (reopen the replica; every acknowledged commit is safe): %w", err)
+		c.r.opts.Logger.Error("commit failed", "err", err)
+	}
+	return c.failed
+}
+
+func (c *committer) failure() error {
+	c.failMu.Lock()
+	defer c.failMu.Unlock()
+	return c.failed
 }
 
 func (c *committer) stage(t *txn, req *request) error {
@@ -319,24 +372,30 @@ func (r *Replica) Bulk(ctx context.Context, next func() (*Unit, error)) (BulkRes
 	return req.bulkResult, err
 }
 
-func (c *committer) runBulk(req *request) (res BulkResult, err error) {
+// runBulk loads a bulk request. Its batches go through the syncer like any
+// group; the request itself rides on the last one, so it is answered once
+// everything it loaded is durable.
+func (c *committer) runBulk(req *request) {
 	t := c.newTxn()
-	defer func() {
-		if cerr := c.apply(t); err == nil {
-			err = cerr
-		}
-		res.LastSeq = c.seq
-	}()
+	res := &req.bulkResult
+	finish := func(err error) {
+		req.err = err
+		res.LastSeq = t.seq
+		c.commit(t, []*request{req})
+	}
 	for {
 		if err := req.ctx.Err(); err != nil {
-			return res, err
+			finish(err)
+			return
 		}
 		unit, err := req.bulk()
 		if errors.Is(err, io.EOF) || (err == nil && unit == nil) {
-			return res, nil
+			finish(nil)
+			return
 		}
 		if err != nil {
-			return res, err
+			finish(err)
+			return
 		}
 		res.Units++
 		u := t.unit()
@@ -346,14 +405,18 @@ func (c *committer) runBulk(req *request) (res BulkResult, err error) {
 			err = u.integrate(unit.Changesets)
 		}
 		if err != nil {
-			return res, fmt.Errorf("unit %d: %w", res.Units, err)
+			finish(fmt.Errorf("unit %d: %w", res.Units, err))
+			return
 		}
 		out, skip := u.merge()
 		res.Changesets += len(out)
 		res.Skipped += skip
 		if t.n >= c.r.opts.MaxGroupChangesets || t.size >= c.r.opts.MaxGroupBytes {
-			if err := c.apply(t); err != nil {
-				return res, err
+			c.commit(t, nil)
+			if err := c.failure(); err != nil {
+				req.err = err
+				close(req.done)
+				return
 			}
 			t = c.newTxn()
 		}

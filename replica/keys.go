@@ -14,7 +14,7 @@ import (
 const (
 	prefixMeta    = 'M' // M name                          -> value (meta.go)
 	prefixLog     = 'L' // L seq8                          -> canonical changeset bytes
-	prefixOrigin  = 'O' // O origin16 originSeq8           -> seq8 (identity index)
+	prefixOrigin  = 'O' // O origin16 originSeq8           -> seq8 (identity index; changesets from other origins only)
 	prefixTicket  = 'T' // T origin16                      -> seq8 (merge ticket)
 	prefixRecord  = 'R' // R lp(type) uuid16               -> record state (state.go)
 	prefixHistory = 'H' // H lp(type) uuid16 seq8          -> "" (changesets touching a record)

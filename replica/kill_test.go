@@ -82,11 +82,21 @@ func TestKill9(t *testing.T) {
 	var all []killReport // every line of every round
 	const rounds = 8
 	for round := range rounds {
+		// One round in four kills the child counting from its start, so
+		// perhaps while it opens the replica and recovers from the last
+		// kill; the others count from when it is ready to commit.
 		delay := time.Duration(50+rng.IntN(451)) * time.Millisecond
-		got := killChild(t, dir, seed+uint64(round)+1, delay)
+		early := round%4 == 3
+		got := killChild(t, dir, seed+uint64(round)+1, delay, early)
 		all = append(all, got...)
-		t.Logf("round %d: killed after %v, %d durable lines (%d in all)", round, delay, len(got), len(all))
+		from := "ready"
+		if early {
+			from = "start"
+		}
+		t.Logf("round %d: killed %v after %s, %d durable lines (%d in all)", round, delay, from, len(got), len(all))
+		t1 := time.Now()
 		checkAfterKill(t, dir, all)
+		t.Logf("check took %v", time.Since(t1))
 		if t.Failed() {
 			return
 		}
@@ -96,9 +106,11 @@ func TestKill9(t *testing.T) {
 	}
 }
 
-// killChild runs one child on dir, kills it after delay and returns what it
+// killChild runs one child on dir and kills it delay after it is ready
+// (opened, with its records listed), or, with early, delay after it
+// starts, which may be in the middle of Open. It returns what the child
 // reported durable.
-func killChild(t *testing.T, dir string, seed uint64, delay time.Duration) []killReport {
+func killChild(t *testing.T, dir string, seed uint64, delay time.Duration, early bool) []killReport {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestKill9Helper$", "-test.count=1")
 	cmd.Env = append(os.Environ(), killEnvDir+"="+dir, killEnvSeed+"="+strconv.FormatUint(seed, 10))
@@ -114,6 +126,7 @@ func killChild(t *testing.T, dir string, seed uint64, delay time.Duration) []kil
 	var (
 		lines   []killReport
 		bad     []string
+		ready   = make(chan struct{})
 		scanned = make(chan struct{})
 	)
 	go func() {
@@ -121,8 +134,11 @@ func killChild(t *testing.T, dir string, seed uint64, delay time.Duration) []kil
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			line := sc.Text()
+			if line == "ready" {
+				close(ready)
+			}
 			if !strings.HasPrefix(line, "durable ") {
-				continue // the test framework's own output
+				continue // "ready", or the test framework's own output
 			}
 			rep, err := parseKillReport(line)
 			if err != nil {
@@ -132,21 +148,25 @@ func killChild(t *testing.T, dir string, seed uint64, delay time.Duration) []kil
 			lines = append(lines, rep)
 		}
 	}()
-	exited := make(chan struct{})
-	timer := time.AfterFunc(delay, func() {
+	// Kill once the delay has passed, counted from ready or from now. A
+	// child that ends by itself ends the wait too.
+	if !early {
 		select {
-		case <-exited:
-		default:
-			cmd.Process.Signal(syscall.SIGKILL)
+		case <-ready:
+		case <-scanned:
+		case <-time.After(killChildLife):
 		}
-	})
+	}
+	select {
+	case <-time.After(delay):
+		cmd.Process.Signal(syscall.SIGKILL)
+	case <-scanned:
+	}
 	// The pipe is read to EOF before Wait, as os/exec requires; EOF comes
 	// when the child dies, and the kernel delivers every line it wrote
 	// before that.
 	<-scanned
 	err = cmd.Wait()
-	close(exited)
-	timer.Stop()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("the child ended by itself before it was killed (%v):\n%s", err, stderr.String())
@@ -245,7 +265,9 @@ func checkAfterKill(t *testing.T, dir string, reports []killReport) {
 			t.Errorf("record %s was deleted, but Get says %v", id, err)
 		}
 	}
+	t1 := time.Now()
 	vr, err := r.Verify(context.Background())
+	t.Logf("verify took %v", time.Since(t1))
 	if err != nil {
 		t.Fatalf("verify: %v", err)
 	}
@@ -282,6 +304,7 @@ func TestKill9Helper(t *testing.T) {
 		fail(err)
 	}
 	out := &killOut{w: os.Stdout}
+	fmt.Println("ready")
 	ctx, cancel := context.WithTimeout(context.Background(), killChildLife)
 	defer cancel()
 	var wg sync.WaitGroup

@@ -2,6 +2,7 @@ package replica
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"time"
@@ -39,7 +40,11 @@ type Options struct {
 	// MaxGroupBytes caps the encoded size of one group commit. Default: 8 MiB.
 	MaxGroupBytes int
 
-	// CacheSize is Pebble's block cache in bytes. Default: 64 MiB.
+	// CacheSize is the memory Pebble may use for its block cache and
+	// memtables together, in bytes: Pebble reserves the memtables (2 x 32
+	// MiB at most) out of it, and what is left caches blocks. Memory is
+	// taken as it is used, so a short CLI command pays nothing for a large
+	// value. Default: 256 MiB.
 	CacheSize int64
 
 	// ReadOnly opens the replica without the right to commit.
@@ -68,7 +73,7 @@ func (o *Options) EnsureDefaults() {
 		o.MaxGroupBytes = 8 << 20
 	}
 	if o.CacheSize == 0 {
-		o.CacheSize = 64 << 20
+		o.CacheSize = 256 << 20
 	}
 }
 
@@ -79,6 +84,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxGroupBytes < 1 {
 		return errors.New("replica: Options.MaxGroupBytes must be at least 1")
+	}
+	if o.CacheSize < 2*memTableSize+(8<<20) {
+		return fmt.Errorf("replica: Options.CacheSize must be at least %d MiB (two memtables and some cache)", (2*memTableSize+(8<<20))>>20)
 	}
 	if len(o.Creator) > 1024 {
 		return errors.New("replica: Options.Creator is longer than 1024 bytes")

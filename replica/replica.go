@@ -202,12 +202,16 @@ func syncDir(fs vfs.FS, dir string) error {
 	return errors.Join(d.Sync(), d.Close())
 }
 
+// memTableSize is Pebble's memtable size: large enough for bulk loads to
+// flush rarely. Pebble reserves memtables out of the block cache.
+const memTableSize = 32 << 20
+
 func pebbleOptions(o *Options, create bool) *pebble.Options {
 	po := &pebble.Options{
 		FS:                 o.FS,
 		CacheSize:          o.CacheSize,
 		FormatMajorVersion: pebble.FormatNewest,
-		MemTableSize:       32 << 20,
+		MemTableSize:       memTableSize,
 		ErrorIfExists:      create,
 		ErrorIfNotExists:   !create,
 		ReadOnly:           o.ReadOnly,

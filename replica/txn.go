@@ -57,25 +57,11 @@ func (t *txn) typeStats(typ string) typeStats {
 	return typeStats{NextLUID: 1}
 }
 
-func (t *txn) state(k recKey) (*state, error) {
-	if s, ok := t.states[k]; ok {
-		return s, nil
-	}
-	return t.c.r.readState(k.typ, k.id)
-}
-
 func (t *txn) hasID(id changeset.ID) (bool, error) {
 	if t.ids[id] {
 		return true, nil
 	}
 	return t.c.r.has(originKey(id.Origin, id.Seq))
-}
-
-func (t *txn) luid(k recKey) (uint64, bool, error) {
-	if l, ok := t.luids[k]; ok {
-		return l, true, nil
-	}
-	return t.c.r.readLUID(k.typ, k.id)
 }
 
 // flushMeta writes the per-batch keys: tickets, type stats and the digest.
@@ -93,9 +79,12 @@ func (t *txn) flushMeta() {
 type unit struct {
 	t      *txn
 	seq    uint64
+	// states is the unit's view of every record it has looked at: nil for
+	// no live record. seen says whether the record has ever existed here
+	// (so has a LUID, or gets one from this unit).
 	states map[recKey]*state
+	seen   map[recKey]bool
 	ids    map[changeset.ID]bool
-	luids  map[recKey]bool // records given a LUID by this unit
 	out    []stagedCS
 	skip   int
 	set    map[uuid.UUID]uint64
@@ -114,14 +103,47 @@ type stagedChange struct {
 }
 
 func (t *txn) unit() *unit {
-	return &unit{t: t, seq: t.seq, states: map[recKey]*state{}, ids: map[changeset.ID]bool{}, luids: map[recKey]bool{}}
+	return &unit{t: t, seq: t.seq, states: map[recKey]*state{}, seen: map[recKey]bool{}, ids: map[changeset.ID]bool{}}
 }
 
-func (u *unit) state(k recKey) (*state, error) {
+// lookup returns the record's current state in the unit's view (nil: not
+// live) and whether it was ever seen here. It reads the DB at most once per
+// record and unit, and picks which key to read first by what the caller
+// expects: a new record (an add) is settled by one LUID miss, an existing one
+// (an update or delete) by one state hit. A record whose UUID this commit
+// just made (fresh) cannot exist, so it costs no read at all.
+func (u *unit) lookup(k recKey, expectNew, fresh bool) (*state, bool, error) {
 	if s, ok := u.states[k]; ok {
-		return s, nil
+		return s, u.seen[k], nil
 	}
-	return u.t.state(k)
+	if s, ok := u.t.states[k]; ok {
+		// Only records changed by this batch are here, and they all have
+		// a LUID by now.
+		return s, true, nil
+	}
+	var cur *state
+	seen := false
+	if !fresh {
+		r := u.t.c.r
+		var err error
+		if expectNew {
+			if _, seen, err = r.readLUID(k.typ, k.id); err == nil && seen {
+				cur, err = r.readState(k.typ, k.id)
+			}
+		} else {
+			if cur, err = r.readState(k.typ, k.id); err == nil {
+				seen = cur != nil
+				if !seen {
+					_, seen, err = r.readLUID(k.typ, k.id)
+				}
+			}
+		}
+		if err != nil {
+			return nil, false, err
+		}
+	}
+	u.states[k], u.seen[k] = cur, seen
+	return cur, seen, nil
 }
 
 // edits stages one local changeset built from edits against current state.
@@ -131,7 +153,8 @@ func (u *unit) edits(edits []Edit) (*changeset.Changeset, error) {
 	seen := map[recKey]bool{}
 	for i := range edits {
 		e := edits[i] // a copy: the caller's Edit is not modified
-		if e.Op == Create && e.Record == uuid.Nil {
+		fresh := e.Op == Create && e.Record == uuid.Nil
+		if fresh {
 			e.Record = r.opts.NewUUID()
 		}
 		k := recKey{e.Type, e.Record}
@@ -139,7 +162,7 @@ func (u *unit) edits(edits []Edit) (*changeset.Changeset, error) {
 			return nil, fmt.Errorf("replica: two edits of %s %s in one commit", e.Type, e.Record)
 		}
 		seen[k] = true
-		cur, err := u.state(k)
+		cur, _, err := u.lookup(k, e.Op == Create || e.Op == Put, fresh)
 		if err != nil {
 			return nil, err
 		}
@@ -169,11 +192,9 @@ func (u *unit) integrate(css []*changeset.Changeset) error {
 		local := in.Origin == uuid.Nil
 		if !local {
 			if in.Origin == r.id {
-				have, err := u.has(in.ID())
-				if err != nil {
-					return err
-				}
-				if have {
+				// Our own changesets are not in the identity index:
+				// their OriginSeq is their Seq.
+				if in.OriginSeq <= u.seq {
 					u.skip++
 					continue
 				}
@@ -221,7 +242,7 @@ func (u *unit) append(cs *changeset.Changeset, local bool) error {
 	for i := range cs.Changes {
 		ch := &cs.Changes[i]
 		k := recKey{ch.RecordType, ch.Record}
-		cur, err := u.state(k)
+		cur, seen, err := u.lookup(k, ch.Op == changeset.Add, false)
 		if err != nil {
 			u.seq--
 			return err
@@ -235,18 +256,10 @@ func (u *unit) append(cs *changeset.Changeset, local bool) error {
 			}
 			return err
 		}
-		sc := stagedChange{k: k, old: cur, new: next}
-		if cur == nil && !u.luids[k] {
-			// A record that is not live may still have a LUID from an
-			// earlier life; only a record never seen gets a new one.
-			_, known, err := u.t.luid(k)
-			if err != nil {
-				u.seq--
-				return err
-			}
-			sc.newLUID = !known
-			u.luids[k] = true
-		}
+		// A record that is not live may still have a LUID from an earlier
+		// life; only a record never seen gets a new one.
+		sc := stagedChange{k: k, old: cur, new: next, newLUID: !seen}
+		u.seen[k] = true
 		st.changes[i] = sc
 		u.states[k] = next
 	}
@@ -257,9 +270,12 @@ func (u *unit) append(cs *changeset.Changeset, local bool) error {
 
 func (u *unit) setTickets(set map[uuid.UUID]uint64) error {
 	for origin, v := range set {
-		max, err := u.t.c.r.maxIntegrated(origin)
-		if err != nil {
-			return err
+		max := u.seq // our own changesets: OriginSeq is Seq
+		if origin != u.t.c.r.id {
+			var err error
+			if max, err = u.t.c.r.maxIntegrated(origin); err != nil {
+				return err
+			}
 		}
 		if v > max {
 			return fmt.Errorf("replica: ticket %s = %d is ahead of the log, which holds changesets from it up to %d", origin, v, max)
@@ -276,7 +292,9 @@ func (u *unit) merge() ([]*changeset.Changeset, int) {
 	for _, st := range u.out {
 		cs := st.cs
 		t.b.Set(logKey(cs.Seq), st.enc, nil)
-		t.b.Set(originKey(cs.Origin, cs.OriginSeq), appendU64(nil, cs.Seq), nil)
+		if cs.Origin != u.t.c.r.id {
+			t.b.Set(originKey(cs.Origin, cs.OriginSeq), appendU64(nil, cs.Seq), nil)
+		}
 		t.ids[cs.ID()] = true
 		if cs.OriginSeq > t.ticket(cs.Origin) {
 			t.tickets[cs.Origin] = cs.OriginSeq

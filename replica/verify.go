@@ -195,7 +195,9 @@ func (r *Replica) replayLog(ctx context.Context, snap *pebble.Snapshot, p *repla
 		if cs.Origin == r.id && cs.OriginSeq != seq {
 			rep.problem("local changeset at %d has origin sequence %d", seq, cs.OriginSeq)
 		}
-		p.b.Set(originKey(cs.Origin, cs.OriginSeq), appendU64(nil, seq), nil)
+		if cs.Origin != r.id {
+			p.b.Set(originKey(cs.Origin, cs.OriginSeq), appendU64(nil, seq), nil)
+		}
 		p.maxOrigin[cs.Origin] = max(p.maxOrigin[cs.Origin], cs.OriginSeq)
 		if err := p.apply(cs, rep); err != nil {
 			return err

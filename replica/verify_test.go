@@ -23,7 +23,10 @@ func TestVerifyFindsDamage(t *testing.T) {
 		{"lost index entry", func(r *Replica, id uuid.UUID) []byte { return propKey("bug", "status", "open", id) }, "I7: property index"},
 		{"lost record", func(r *Replica, id uuid.UUID) []byte { return recordKey("bug", id) }, "I7: records"},
 		{"lost history", func(r *Replica, id uuid.UUID) []byte { return historyKey("bug", id, 1) }, "I7: history index"},
-		{"lost identity", func(r *Replica, id uuid.UUID) []byte { return originKey(r.id, 3) }, "I7: identity index"},
+		{"stray identity", func(r *Replica, id uuid.UUID) []byte {
+			r.db.Set(originKey(uuid.New(), 3), appendU64(nil, 3), pebble.Sync)
+			return nil
+		}, "I7: identity index"},
 		{"stray record", func(r *Replica, id uuid.UUID) []byte {
 			r.db.Set(recordKey("bug", uuid.New()), encodeState(&state{}), pebble.Sync)
 			return nil
