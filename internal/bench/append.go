@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -67,12 +66,7 @@ func runAppend(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	if f.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
-	}
-	return rep.print(stdout)
+	return write(stdout, f.json, rep)
 }
 
 func benchAppend(ctx context.Context, f *appendFlags, stderr io.Writer) (*AppendReport, error) {

@@ -17,6 +17,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -127,6 +128,21 @@ func (c *common) tempDir(name string) (string, error) {
 		return "", fmt.Errorf("bench: make a directory under --dir %s: %w", c.dir, err)
 	}
 	return d, nil
+}
+
+// report is a benchmark's result.
+type report interface {
+	print(w io.Writer) error // as a table, for people
+}
+
+// write prints rep as one indented JSON object, or as a table.
+func write(w io.Writer, asJSON bool, rep report) error {
+	if !asJSON {
+		return rep.print(w)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
 }
 
 // progress writes one line of progress to stderr, with the time since start.

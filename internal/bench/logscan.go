@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -59,12 +58,7 @@ func runLog(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		rep.Sizes = append(rep.Sizes, res)
 	}
-	if f.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
-	}
-	return rep.print(stdout)
+	return write(stdout, f.json, rep)
 }
 
 // benchLog builds a log of n changesets, reopens the replica (as a later
