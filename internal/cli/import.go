@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	"github.com/google/uuid"
@@ -37,7 +38,12 @@ before it is committed. Fix the line and import the file again.`,
 		if name := c.args[0]; name != "-" {
 			f, err := os.Open(name)
 			if err != nil {
-				return userf(err, "cannot read %v; check the file name", err)
+				reason := err
+				var pe *fs.PathError
+				if errors.As(err, &pe) {
+					reason = pe.Err
+				}
+				return userf(err, "cannot read %s: %v; check the file name", name, reason)
 			}
 			defer f.Close()
 			in = f
