@@ -216,6 +216,12 @@ func pebbleOptions(o *Options, create bool) *pebble.Options {
 		ErrorIfNotExists:   !create,
 		ReadOnly:           o.ReadOnly,
 		Logger:             pebbleLogger{o},
+		// Every commit writes keys across the whole key space (log,
+		// records, indexes), so every small flush overlaps every file of
+		// the base level. A small base level keeps the L0 compaction that
+		// follows small too; the default (64 MiB) made it rewrite the
+		// whole database, hundreds of ms for each short CLI process.
+		LBaseMaxBytes: 4 << 20,
 	}
 	// Bloom filters make the existence checks of the commit path (is this
 	// record new? was this changeset integrated?) cheap on misses.
