@@ -32,9 +32,11 @@ import (
 //
 //	durable SEQ UUID OP
 //
-// The parent kills the child with SIGKILL at a random moment, reopens the
-// replica and checks that everything the child was told is durable is there:
-// each reported sequence number holds a changeset that touches the reported
+// The parent kills the child with SIGKILL at a random moment, 50-500 ms
+// after the child says it is ready (in one round of four, after it starts:
+// perhaps in the middle of Open and recovery). It reopens the replica and
+// checks that everything the child was told is durable is there: each
+// reported sequence number holds a changeset that touches the reported
 // record with the reported op, the log runs 1..LatestSeq with no gap, every
 // reported record that no changeset deletes is readable, and Verify finds
 // nothing wrong. Then it starts the next round on the same replica.

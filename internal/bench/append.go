@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -19,7 +20,7 @@ type AppendReport struct {
 	Records        int     `json:"records"`   // records preloaded
 	Writers        int     `json:"writers"`   // concurrent writers of the _n phases
 	RawBatchSize   int     `json:"raw_batch_size"`
-	PhaseSeconds   float64 `json:"phase_seconds"`   // --duration
+	PhaseSeconds   float64 `json:"phase_seconds"`   // --duration, in 4 turns
 	ChangesetBytes int     `json:"changeset_bytes"` // encoded size of a typical create
 	GOMAXPROCS     int     `json:"gomaxprocs"`
 	CacheBytes     int64   `json:"cache_bytes"` // Pebble block cache of both DBs
@@ -53,7 +54,7 @@ func runAppend(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var f appendFlags
 	fs := flag.NewFlagSet("bench append", flag.ContinueOnError)
 	f.register(fs, 1_000_000)
-	fs.DurationVar(&f.duration, "duration", 4*time.Second, "how long each measured phase runs")
+	fs.DurationVar(&f.duration, "duration", 4*time.Second, "how long each measured phase runs in all (in 4 turns, alternating with the phases it is compared with)")
 	fs.IntVar(&f.writers, "writers", 64, "concurrent writers of the _n phases")
 	fs.IntVar(&f.batch, "batch", 1000, "values per batch of the raw_pebble_batch phase")
 	if err := parse(fs, args, stdout, stderr); err != nil {
@@ -100,36 +101,57 @@ func benchAppend(ctx context.Context, f *appendFlags, stderr io.Writer) (*Append
 	}
 	defer raw.Close()
 
-	// Each engine phase runs right after the raw phase it is compared with,
-	// so that both see the same weather on a shared machine.
+	// An engine phase and the raw phase it is compared with take turns, in
+	// slices, so that both see the same weather on a shared machine (the
+	// compactions the preload left behind, a neighbour's burst) instead of
+	// one getting the storm and the other the calm.
 	vals := valueSet(rep.ChangesetBytes, f.writers)
-	steps := []struct {
-		res     *Result
-		name    string
-		writers int
-		op      op
-		base    *Result
-	}{
-		{&rep.RawSync1, "raw_pebble_sync_1", 1, raw.syncOp(vals), nil},
-		{&rep.Commit1, "engine_commit_1", 1, e.commitOp(), &rep.RawSync1},
-		{&rep.RawSyncN, "raw_pebble_sync_n", f.writers, raw.syncOp(vals), nil},
-		{&rep.CommitN, "engine_commit_n", f.writers, e.commitOp(), &rep.RawSyncN},
-		{&rep.RawBatch, "raw_pebble_batch", 1, raw.batchOp(vals, f.batch), nil},
-		{&rep.BulkCreate, "bulk_create", 1, e.bulkCreateOp(), &rep.RawBatch},
-		{&rep.BulkUpdate, "bulk_update", 1, e.bulkUpdateOp(), &rep.RawBatch},
+	groups := [][]step{
+		{{&rep.RawSync1, "raw_pebble_sync_1", 1, raw.syncOp(vals), nil},
+			{&rep.Commit1, "engine_commit_1", 1, e.commitOp(), &rep.RawSync1}},
+		{{&rep.RawSyncN, "raw_pebble_sync_n", f.writers, raw.syncOp(vals), nil},
+			{&rep.CommitN, "engine_commit_n", f.writers, e.commitOp(), &rep.RawSyncN}},
+		{{&rep.RawBatch, "raw_pebble_batch", 1, raw.batchOp(vals, f.batch), nil},
+			{&rep.BulkCreate, "bulk_create", 1, e.bulkCreateOp(), &rep.RawBatch},
+			{&rep.BulkUpdate, "bulk_update", 1, e.bulkUpdateOp(), &rep.RawBatch}},
 	}
-	for _, s := range steps {
-		p.printf("%s (%d writers, %s)", s.name, s.writers, f.duration)
-		*s.res, err = measure(ctx, s.name, s.writers, f.duration, s.op)
-		if err != nil {
-			return nil, fmt.Errorf("bench: %s: %w", s.name, err)
+	slice := f.duration / slices
+	for _, g := range groups {
+		names := make([]string, len(g))
+		for i, s := range g {
+			names[i] = fmt.Sprintf("%s (%d writers)", s.name, s.writers)
 		}
-		if s.base != nil {
-			s.res.compare(*s.base)
+		p.printf("%s: %d turns of %s each", strings.Join(names, ", "), slices, slice)
+		for range slices {
+			for _, s := range g {
+				res, err := measure(ctx, s.name, s.writers, slice, s.op)
+				if err != nil {
+					return nil, fmt.Errorf("bench: %s: %w", s.name, err)
+				}
+				s.res.add(res)
+			}
+		}
+		for _, s := range g {
+			if s.base != nil {
+				s.res.compare(*s.base)
+			}
 		}
 	}
 	p.printf("done; removing %s", dir)
 	return rep, nil
+}
+
+// slices is how many turns each phase of a group takes.
+const slices = 4
+
+// step is one measured phase: its result, name, writers and work, and the
+// raw phase it is compared with (nil for a raw phase).
+type step struct {
+	res     *Result
+	name    string
+	writers int
+	op      op
+	base    *Result
 }
 
 func (r *AppendReport) print(w io.Writer) error {

@@ -138,6 +138,17 @@ func measure(ctx context.Context, name string, writers int, d time.Duration, f o
 	return res, ctx.Err()
 }
 
+// add adds another turn of the same phase to r.
+func (r *Result) add(o Result) {
+	r.Name, r.Writers = o.Name, o.Writers
+	r.Ops += o.Ops
+	r.Seconds += o.Seconds
+	r.PeakHeap = max(r.PeakHeap, o.PeakHeap)
+	if r.Seconds > 0 {
+		r.Rate = float64(r.Ops) / r.Seconds
+	}
+}
+
 // compare sets r's baseline and ratio.
 func (r *Result) compare(base Result) {
 	r.Baseline = base.Name
