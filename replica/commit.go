@@ -405,7 +405,7 @@ func (c *committer) runBulk(req *request) {
 			err = u.integrate(unit.Changesets)
 		}
 		if err != nil {
-			finish(fmt.Errorf("unit %d: %w", res.Units, err))
+			finish(&UnitError{Unit: res.Units, Err: err})
 			return
 		}
 		out, skip := u.merge()

@@ -33,11 +33,43 @@ var (
 	ErrConflict = errors.New("replica: changeset conflicts with current state")
 )
 
+// InUseError is returned by Open and Init when another process (or another
+// Open in this one) has the replica. It wraps ErrInUse.
+type InUseError struct {
+	Dir         string
+	PID         int  // the holder's pid, 0 if unknown
+	SameProcess bool // this process already has the replica open
+}
+
+func (e *InUseError) Error() string {
+	if e.SameProcess {
+		return fmt.Sprintf("replica: %s is already open in this process; share that *Replica", e.Dir)
+	}
+	holder := "another process"
+	if e.PID > 0 {
+		holder = fmt.Sprintf("another process (pid %d)", e.PID)
+	}
+	return fmt.Sprintf("replica: %s is in use by %s; wait for it to finish, or stop it", e.Dir, holder)
+}
+
+func (e *InUseError) Unwrap() error { return ErrInUse }
+
+// UnitError is returned by Bulk when a unit fails: everything before unit
+// number Unit (counting from 1) is committed and durable, nothing of it is.
+type UnitError struct {
+	Unit int
+	Err  error
+}
+
+func (e *UnitError) Error() string { return fmt.Sprintf("unit %d: %v", e.Unit, e.Err) }
+func (e *UnitError) Unwrap() error { return e.Err }
+
 // AmbiguousIDError is returned when a UUID prefix matches several records.
 type AmbiguousIDError struct {
 	Type       string
 	Prefix     string
 	Candidates []Candidate
+	More       bool // there are more candidates than listed
 }
 
 // Candidate is one record an ambiguous ID could mean.
@@ -54,6 +86,9 @@ func (e *AmbiguousIDError) Error() string {
 			b.WriteString(",")
 		}
 		fmt.Fprintf(&b, " %s (%d)", c.UUID, c.LUID)
+	}
+	if e.More {
+		b.WriteString(" and more")
 	}
 	b.WriteString("; give more of the UUID")
 	return b.String()

@@ -47,6 +47,11 @@ type Options struct {
 	// value. Default: 256 MiB.
 	CacheSize int64
 
+	// LockWait is how long Open and Init wait for another process to close
+	// the replica before they fail with *InUseError. Default: 0, fail at
+	// once.
+	LockWait time.Duration
+
 	// ReadOnly opens the replica without the right to commit.
 	// Default: false.
 	ReadOnly bool

@@ -257,7 +257,12 @@ func (r *Replica) ResolveID(typ, s string) (uuid.UUID, error) {
 	}
 	defer it.Close()
 	var cands []Candidate
-	for it.First(); it.Valid() && len(cands) < 10; it.Next() {
+	more := false
+	for it.First(); it.Valid(); it.Next() {
+		if len(cands) == maxCandidates {
+			more = true
+			break
+		}
 		_, id, _, err := splitTypeUUID(it.Key())
 		if err != nil {
 			return uuid.Nil, err
@@ -274,8 +279,11 @@ func (r *Replica) ResolveID(typ, s string) (uuid.UUID, error) {
 	case 1:
 		return cands[0].UUID, nil
 	}
-	return uuid.Nil, &AmbiguousIDError{Type: typ, Prefix: s, Candidates: cands}
+	return uuid.Nil, &AmbiguousIDError{Type: typ, Prefix: s, Candidates: cands, More: more}
 }
+
+// maxCandidates is how many records an ambiguous ID error lists.
+const maxCandidates = 10
 
 // LUID returns the local ID of typ/id (0 if the replica never saw it).
 func (r *Replica) LUID(typ string, id uuid.UUID) (uint64, error) {

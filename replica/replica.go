@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -82,7 +83,7 @@ func Init(dir string, database uuid.UUID, opts *Options) (*Replica, error) {
 	if err := o.FS.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("replica: create %s: %w", dir, err)
 	}
-	lock, err := acquire(o.FS, dir)
+	lock, err := acquire(o.FS, dir, o.LockWait)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +137,7 @@ func Open(dir string, opts *Options) (*Replica, error) {
 		}
 		return nil, fmt.Errorf("replica: %s: %w", dir, err)
 	}
-	lock, err := acquire(o.FS, dir)
+	lock, err := acquire(o.FS, dir, o.LockWait)
 	if err != nil {
 		return nil, err
 	}
@@ -162,36 +163,38 @@ func open(dir string, o *Options, db *pebble.DB, lock io.Closer) (*Replica, erro
 	return r, nil
 }
 
-// acquire takes the replica's process lock, turning the OS's "resource
-// temporarily unavailable" into a message that names the replica and, when
-// it can, the process holding it.
-func acquire(fs vfs.FS, dir string) (io.Closer, error) {
-	lock, err := fs.Lock(filepath.Join(dir, lockFile))
-	if err != nil {
-		// Another process: EAGAIN (or EACCES). This process: vfs says so in
-		// words, with no error value to test.
-		sameProcess := strings.Contains(err.Error(), "held by current process")
-		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EWOULDBLOCK) || sameProcess {
-			holder := ""
+// acquire takes the replica's process lock, waiting up to wait for another
+// process to let go, and turns the OS's "resource temporarily unavailable"
+// into an *InUseError that names the replica and, when it can, the process
+// holding it.
+func acquire(fs vfs.FS, dir string, wait time.Duration) (io.Closer, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		lock, err := fs.Lock(filepath.Join(dir, lockFile))
+		if err == nil {
+			if f, err := fs.Create(filepath.Join(dir, pidFile), vfs.WriteCategoryUnspecified); err == nil {
+				f.Write([]byte(strconv.Itoa(os.Getpid())))
+				f.Close()
+			}
+			return lock, nil
+		}
+		// Another process: EAGAIN (or EACCES). This process: vfs says so
+		// in words, with no error value to test.
+		same := strings.Contains(err.Error(), "held by current process")
+		if !same && !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EACCES) && !errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("replica: lock %s: %w", dir, err)
+		}
+		if time.Now().After(deadline) {
+			e := &InUseError{Dir: dir, SameProcess: same}
 			if f, err := fs.Open(filepath.Join(dir, pidFile)); err == nil {
 				b, _ := io.ReadAll(io.LimitReader(f, 32))
 				f.Close()
-				if pid, err := strconv.Atoi(string(b)); err == nil {
-					holder = fmt.Sprintf(" (pid %d)", pid)
-				}
+				e.PID, _ = strconv.Atoi(string(b))
 			}
-			if sameProcess {
-				return nil, fmt.Errorf("%w: replica %s is already open in this process; share that *Replica", ErrInUse, dir)
-			}
-			return nil, fmt.Errorf("%w: replica %s is open in another process%s; wait for it to finish, or stop it", ErrInUse, dir, holder)
+			return nil, e
 		}
-		return nil, fmt.Errorf("replica: lock %s: %w", dir, err)
+		time.Sleep(10 * time.Millisecond)
 	}
-	if f, err := fs.Create(filepath.Join(dir, pidFile), vfs.WriteCategoryUnspecified); err == nil {
-		f.Write([]byte(strconv.Itoa(os.Getpid())))
-		f.Close()
-	}
-	return lock, nil
 }
 
 func syncDir(fs vfs.FS, dir string) error {

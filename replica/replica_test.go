@@ -384,3 +384,30 @@ func TestGroupCommitConcurrent(t *testing.T) {
 	t.Logf("%d changesets in %d syncs", st.Changesets, st.Syncs)
 	mustVerify(t, r)
 }
+
+// Open waits up to LockWait for another holder to close the replica.
+func TestOpenWaitsForLock(t *testing.T) {
+	dir := t.TempDir()
+	r, err := replica.Init(dir, uuid.Nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ie *replica.InUseError
+	if _, err := replica.Open(dir, &replica.Options{LockWait: 20 * time.Millisecond}); !errors.As(err, &ie) || !ie.SameProcess {
+		t.Fatalf("open while held: %v", err)
+	}
+	var closing atomic.Bool
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		closing.Store(true)
+		r.Close()
+	}()
+	r2, err := replica.Open(dir, &replica.Options{LockWait: 10 * time.Second})
+	if err != nil {
+		t.Fatalf("open after the holder closed: %v", err)
+	}
+	if !closing.Load() {
+		t.Fatal("opened while the first holder still had the replica")
+	}
+	r2.Close()
+}

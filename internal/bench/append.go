@@ -155,8 +155,8 @@ type step struct {
 }
 
 func (r *AppendReport) print(w io.Writer) error {
-	fmt.Fprintf(w, "changeset: %d bytes encoded (a create with 3 properties); GOMAXPROCS %d; %s per phase; block cache %s\n",
-		r.ChangesetBytes, r.GOMAXPROCS, time.Duration(r.PhaseSeconds*float64(time.Second)), mib(uint64(r.CacheBytes)))
+	fmt.Fprintf(w, "changeset: %d bytes encoded (a create with 3 properties); GOMAXPROCS %d; %s per phase (in %d turns); block cache %s\n",
+		r.ChangesetBytes, r.GOMAXPROCS, time.Duration(r.PhaseSeconds*float64(time.Second)), slices, mib(uint64(r.CacheBytes)))
 	fmt.Fprintf(w, "preload: %d records through the bulk path in %.1f s (%.0f/s), peak heap %s\n\n",
 		r.Records, r.Preload.Seconds, r.Preload.Rate, mib(r.Preload.PeakHeap))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

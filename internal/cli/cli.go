@@ -13,6 +13,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"time"
 
 	"github.com/prophet-sync/prophet/replica"
 )
@@ -142,6 +144,16 @@ func (c *call) prepare(ctx context.Context) error {
 		c.opts.Creator = creator(ctx)
 	}
 	c.opts.ReadOnly = c.cmd.mode == openRead
+	// Another prophet command on the same replica is usually done within
+	// milliseconds: wait for it rather than fail.
+	c.opts.LockWait = lockWait
+	if v := os.Getenv("PROPHET_LOCK_WAIT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return usagef("PROPHET_LOCK_WAIT=%q is not a duration (like 3s or 500ms)", v)
+		}
+		c.opts.LockWait = d
+	}
 	return nil
 }
 
@@ -166,3 +178,7 @@ func lookup(name string) *command {
 	}
 	return nil
 }
+
+// lockWait is how long a command waits for another process to close the
+// replica before it reports it in use; $PROPHET_LOCK_WAIT overrides it.
+const lockWait = 3 * time.Second

@@ -52,9 +52,10 @@ func report(stderr io.Writer, err error, dir string) int {
 // describe turns the replica's errors into "what is wrong; what to do".
 func describe(err error, dir string) string {
 	var (
-		ue   *usageError
-		uerr *userError
-		amb  *replica.AmbiguousIDError
+		ue    *usageError
+		uerr  *userError
+		amb   *replica.AmbiguousIDError
+		inUse *replica.InUseError
 	)
 	switch {
 	case errors.As(err, &uerr): // first: it may wrap a usageError
@@ -65,9 +66,9 @@ func describe(err error, dir string) string {
 		return ambiguous(amb)
 	case errors.Is(err, replica.ErrNoReplica):
 		return fmt.Sprintf("no replica in %s; run prophet init to make one, or pass --replica DIR (or set PROPHET_REPLICA) to use another", dir)
-	case errors.Is(err, replica.ErrInUse):
+	case errors.As(err, &inUse):
 		// The replica's message names the holder's pid and what to do.
-		return strings.TrimPrefix(err.Error(), replica.ErrInUse.Error()+": ")
+		return "replica " + strings.TrimPrefix(inUse.Error(), "replica: ")
 	case errors.Is(err, replica.ErrExists):
 		return fmt.Sprintf("%s already holds a replica; use it, or pass --replica DIR to make one elsewhere", dir)
 	case errors.Is(err, replica.ErrCorrupt):
@@ -87,8 +88,8 @@ func ambiguous(e *replica.AmbiguousIDError) string {
 		}
 		fmt.Fprintf(&b, " %s (LUID %d)", c.UUID, c.LUID)
 	}
-	if len(e.Candidates) >= 10 {
-		b.WriteString(" and maybe more")
+	if e.More {
+		b.WriteString(" and more")
 	}
 	b.WriteString("; give more of the UUID, or the LUID")
 	return b.String()

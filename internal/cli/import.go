@@ -168,12 +168,15 @@ func parseRecordLine(b []byte) (replica.Edit, error) {
 // explain makes a bulk load's error say which line failed and what of the
 // file is committed.
 func (s *importSource) explain(err error) error {
-	var le *lineError
+	var (
+		le *lineError
+		ue *replica.UnitError
+	)
 	switch {
 	case errors.As(err, &le):
-	case errors.Is(err, changeset.ErrInvalid), errors.Is(err, replica.ErrConflict):
+	case errors.As(err, &ue):
 		// The replica refused the unit made from the line last read.
-		le = &lineError{s.line, err}
+		le = &lineError{s.line, ue.Err}
 	default:
 		return err
 	}
