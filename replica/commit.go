@@ -62,8 +62,12 @@ type committer struct {
 	sendMu sync.RWMutex
 	closed bool
 
-	// syncq carries applied batches from the committer to the syncer.
-	syncq chan inflight
+	// applyq carries staged batches to the applier, syncq applied ones to
+	// the syncer.
+	applyq, syncq chan inflight
+	// pending are batches handed to the applier, oldest first, that may
+	// not be applied yet (committer goroutine only).
+	pending []*txn
 
 	// failed is set when a batch could not be committed; every later
 	// request gets it.
@@ -88,10 +92,12 @@ func newCommitter(r *Replica) *committer {
 		tickets: maps.Clone(r.tickets),
 		types:   maps.Clone(r.types),
 		dig:     r.dig,
+		applyq:  make(chan inflight, 2),
 		syncq:   make(chan inflight, 4),
 	}
-	c.wg.Add(2)
+	c.wg.Add(3)
 	go c.run()
+	go c.applier()
 	go c.syncer()
 	return c
 }
@@ -140,7 +146,7 @@ func (r *Replica) submit(req *request) error {
 
 func (c *committer) run() {
 	defer c.wg.Done()
-	defer close(c.syncq) // the syncer answers what is in flight, then stops
+	defer close(c.applyq) // the applier and syncer finish what is in flight, then stop
 	for {
 		var first *request
 		select {
@@ -207,18 +213,21 @@ more:
 	c.commit(t, staged)
 }
 
-// inflight is a batch applied to the memtable whose WAL sync the syncer
-// awaits before it answers reqs.
+// inflight is a staged batch on its way through the applier (memtable) and
+// the syncer (WAL fsync), which answers reqs once it is durable.
 type inflight struct {
 	t    *txn
 	reqs []*request
+	err  error // set by the applier if the batch could not be applied
 }
 
-// commit applies t's batch without waiting for its fsync, moves the
-// committer's own state on (so the next group builds on it at once), and
-// queues the batch for the syncer, which answers reqs once it is durable.
-// Building group N+1 while group N syncs is what lets concurrent committers
-// share fsyncs: requests pile up during a sync and form the next group.
+// commit hands t to the applier and moves the committer's own state on, so
+// the next group is staged at once, while t is applied to the memtable on
+// another core and then fsynced. Requests that arrive meanwhile form the
+// next group: that is how concurrent committers share fsyncs.
+//
+// Until the applier has applied t, its writes are not in Pebble; staging
+// reads them from t's overlays instead (c.pending, consulted by lookup).
 func (c *committer) commit(t *txn, reqs []*request) {
 	if t.b.Empty() {
 		t.b.Close()
@@ -228,19 +237,43 @@ func (c *committer) commit(t *txn, reqs []*request) {
 		return
 	}
 	t.flushMeta()
-	if err := c.r.db.ApplyNoSyncWait(t.b, pebble.Sync); err != nil {
-		err = c.fail(err)
-		t.b.Close()
-		for _, req := range reqs {
-			req.out, req.err = nil, err
-			close(req.done)
-		}
-		return
-	}
+	t.applied = make(chan struct{})
 	c.seq, c.dig = t.seq, t.dig
 	maps.Copy(c.tickets, t.tickets)
 	maps.Copy(c.types, t.types)
-	c.syncq <- inflight{t: t, reqs: reqs}
+	c.prune()
+	c.pending = append(c.pending, t)
+	c.applyq <- inflight{t: t, reqs: reqs}
+}
+
+// prune forgets pending batches the applier has applied: Pebble has their
+// writes now.
+func (c *committer) prune() {
+	for len(c.pending) > 0 {
+		select {
+		case <-c.pending[0].applied:
+			c.pending[0] = nil
+			c.pending = c.pending[1:]
+		default:
+			return
+		}
+	}
+}
+
+// applier applies batches to Pebble in order (so WAL order is log order and
+// a crash keeps a prefix of the log, I2) without waiting for their fsync.
+func (c *committer) applier() {
+	defer c.wg.Done()
+	defer close(c.syncq)
+	for f := range c.applyq {
+		if f.err = c.failure(); f.err == nil {
+			if err := c.r.db.ApplyNoSyncWait(f.t.b, pebble.Sync); err != nil {
+				f.err = c.fail(err)
+			}
+		}
+		close(f.t.applied)
+		c.syncq <- f
+	}
 }
 
 // syncer waits for each applied batch's fsync, in order, then publishes the
@@ -249,11 +282,16 @@ func (c *committer) syncer() {
 	defer c.wg.Done()
 	r := c.r
 	for f := range c.syncq {
-		err := f.t.b.SyncWait()
+		err := f.err
+		if err == nil {
+			if err = f.t.b.SyncWait(); err != nil {
+				err = c.fail(err)
+			} else {
+				err = c.failure()
+			}
+		}
 		f.t.b.Close()
-		if err != nil {
-			err = c.fail(err)
-		} else if err = c.failure(); err == nil {
+		if err == nil {
 			c.syncs.Add(1)
 			c.changesets.Add(uint64(f.t.n))
 			r.mu.Lock()

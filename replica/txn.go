@@ -2,6 +2,7 @@ package replica
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/google/uuid"
@@ -24,6 +25,9 @@ type txn struct {
 	size int // bytes of changesets staged
 	seq  uint64
 	dig  digest
+
+	// applied is closed once the applier has applied b (commit.go).
+	applied chan struct{}
 
 	states  map[recKey]*state // nil value: no live record
 	luids   map[recKey]uint64
@@ -61,7 +65,22 @@ func (t *txn) hasID(id changeset.ID) (bool, error) {
 	if t.ids[id] {
 		return true, nil
 	}
+	for _, p := range t.c.pending {
+		if p.ids[id] {
+			return true, nil
+		}
+	}
 	return t.c.r.has(originKey(id.Origin, id.Seq))
+}
+
+// pendingState finds a record in the batches not yet applied, newest first.
+func (t *txn) pendingState(k recKey) (*state, bool) {
+	for i := len(t.c.pending) - 1; i >= 0; i-- {
+		if s, ok := t.c.pending[i].states[k]; ok {
+			return s, true
+		}
+	}
+	return nil, false
 }
 
 // flushMeta writes the per-batch keys: tickets, type stats and the digest.
@@ -119,6 +138,10 @@ func (u *unit) lookup(k recKey, expectNew, fresh bool) (*state, bool, error) {
 	if s, ok := u.t.states[k]; ok {
 		// Only records changed by this batch are here, and they all have
 		// a LUID by now.
+		return s, true, nil
+	}
+	if s, ok := u.t.pendingState(k); ok {
+		// Changed by an earlier batch the applier may not have applied.
 		return s, true, nil
 	}
 	var cur *state
@@ -276,6 +299,14 @@ func (u *unit) setTickets(set map[uuid.UUID]uint64) error {
 			if max, err = u.t.c.r.maxIntegrated(origin); err != nil {
 				return err
 			}
+			// ...and what batches not yet applied hold from it.
+			for _, p := range append(slices.Clone(u.t.c.pending), u.t) {
+				for id := range p.ids {
+					if id.Origin == origin {
+						max = maxSeq(max, id.Seq)
+					}
+				}
+			}
 		}
 		if v > max {
 			return fmt.Errorf("replica: ticket %s = %d is ahead of the log, which holds changesets from it up to %d", origin, v, max)
@@ -384,3 +415,5 @@ func diffProps(old, new []Prop, del, add func(Prop)) {
 
 // typeStatsValue is the S value: next LUID, then live count.
 func typeStatsValue(s typeStats) []byte { return appendU64(appendU64(nil, s.NextLUID), s.Live) }
+
+func maxSeq(a, b uint64) uint64 { return max(a, b) }
