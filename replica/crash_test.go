@@ -72,6 +72,11 @@ func crashRound(t *testing.T, seed uint64) {
 			}
 		}()
 	}
+	// Crash a random while after the first acknowledgement (a loaded
+	// machine can take longer than the sleep to make the first one).
+	for deadline := time.Now().Add(30 * time.Second); ackedN.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	time.Sleep(time.Duration(rng.IntN(30)+5) * time.Millisecond)
 	// Everything acknowledged before the clone must survive it.
 	before := map[uint64]uuid.UUID{}
