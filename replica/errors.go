@@ -75,7 +75,7 @@ type AmbiguousIDError struct {
 // Candidate is one record an ambiguous ID could mean.
 type Candidate struct {
 	UUID uuid.UUID
-	LUID uint64
+	LUID uint64 // 0: the record is deleted
 }
 
 func (e *AmbiguousIDError) Error() string {
@@ -85,7 +85,11 @@ func (e *AmbiguousIDError) Error() string {
 		if i > 0 {
 			b.WriteString(",")
 		}
-		fmt.Fprintf(&b, " %s (%d)", c.UUID, c.LUID)
+		if c.LUID == 0 {
+			fmt.Fprintf(&b, " %s (deleted)", c.UUID)
+		} else {
+			fmt.Fprintf(&b, " %s (%d)", c.UUID, c.LUID)
+		}
 	}
 	if e.More {
 		b.WriteString(" and more")

@@ -19,8 +19,8 @@ const (
 	prefixRecord  = 'R' // R lp(type) uuid16               -> record state (state.go)
 	prefixHistory = 'H' // H lp(type) uuid16 seq8          -> "" (changesets touching a record)
 	prefixProp    = 'P' // P lp(type) lp(name) lp(value) uuid16 -> "" (property index)
-	prefixLUID    = 'U' // U lp(type) uuid16               -> luid8
-	prefixLUIDRev = 'N' // N lp(type) luid8                -> uuid16
+	prefixLUID    = 'N' // N lp(type) luid8                -> uuid16 (a live record's LUID is in its state)
+	prefixGone    = 'U' // U lp(type) uuid16               -> luid8 (LUID of a deleted record)
 	prefixType    = 'S' // S lp(type)                      -> type stats (next LUID, live count)
 )
 
@@ -71,9 +71,9 @@ func propKey(typ, name, value string, id uuid.UUID) []byte {
 	return append(propPrefix(typ, name, value), id[:]...)
 }
 
-func luidKey(typ string, id uuid.UUID) []byte { return append(typePrefix(prefixLUID, typ), id[:]...) }
+func goneKey(typ string, id uuid.UUID) []byte { return append(typePrefix(prefixGone, typ), id[:]...) }
 
-func luidRevKey(typ string, luid uint64) []byte { return appendU64(typePrefix(prefixLUIDRev, typ), luid) }
+func luidRevKey(typ string, luid uint64) []byte { return appendU64(typePrefix(prefixLUID, typ), luid) }
 
 func typeKey(typ string) []byte { return typePrefix(prefixType, typ) }
 

@@ -63,13 +63,15 @@ func (r *Replica) readState(typ string, id uuid.UUID) (*state, error) {
 	return decodeState(v)
 }
 
-func (r *Replica) readLUID(typ string, id uuid.UUID) (uint64, bool, error) {
-	v, ok, err := r.get(luidKey(typ, id))
-	if err != nil || !ok {
-		return 0, false, err
+// everSeen reports whether typ/id has any history here (live or deleted).
+func (r *Replica) everSeen(typ string, id uuid.UUID) (bool, error) {
+	lo := append(typePrefix(prefixHistory, typ), id[:]...)
+	it, err := r.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+	if err != nil {
+		return false, err
 	}
-	l, err := u64(v)
-	return l, err == nil, err
+	defer it.Close()
+	return it.First(), it.Error()
 }
 
 // maxIntegrated is the highest origin sequence number the log holds from
@@ -88,11 +90,7 @@ func (r *Replica) maxIntegrated(origin uuid.UUID) (uint64, error) {
 }
 
 func (r *Replica) toRecord(typ string, id uuid.UUID, s *state) (*Record, error) {
-	l, _, err := r.readLUID(typ, id)
-	if err != nil {
-		return nil, err
-	}
-	return &Record{Type: typ, UUID: id, LUID: l, Creator: s.Creator, Origin: s.Origin,
+	return &Record{Type: typ, UUID: id, LUID: s.LUID, Creator: s.Creator, Origin: s.Origin,
 		Created: timeFromNanos(s.Created), Props: s.Props}, nil
 }
 
@@ -230,7 +228,7 @@ func (r *Replica) ResolveID(typ, s string) (uuid.UUID, error) {
 		// Fall through: it may also be a UUID prefix made of digits.
 	}
 	if id, err := uuid.Parse(s); err == nil {
-		if _, known, err := r.readLUID(typ, id); err != nil {
+		if known, err := r.everSeen(typ, id); err != nil {
 			return uuid.Nil, err
 		} else if !known {
 			return uuid.Nil, fmt.Errorf("%w: no %s %s here", ErrNotFound, typ, id)
@@ -247,7 +245,8 @@ func (r *Replica) ResolveID(typ, s string) (uuid.UUID, error) {
 	// The prefix covers UUIDs from hexs000… to hexsfff…
 	loID, _ := hex.DecodeString(hexs + strings.Repeat("0", 32-len(hexs)))
 	hiID, _ := hex.DecodeString(hexs + strings.Repeat("f", 32-len(hexs)))
-	base := typePrefix(prefixLUID, typ)
+	// Every record ever seen has history, live or deleted: scan H.
+	base := typePrefix(prefixHistory, typ)
 	it, err := r.db.NewIter(&pebble.IterOptions{
 		LowerBound: append(slices.Clone(base), loID...),
 		UpperBound: prefixEnd(append(slices.Clone(base), hiID...)),
@@ -258,16 +257,21 @@ func (r *Replica) ResolveID(typ, s string) (uuid.UUID, error) {
 	defer it.Close()
 	var cands []Candidate
 	more := false
-	for it.First(); it.Valid(); it.Next() {
-		if len(cands) == maxCandidates {
-			more = true
-			break
-		}
+	for valid := it.First(); valid; {
 		_, id, _, err := splitTypeUUID(it.Key())
 		if err != nil {
 			return uuid.Nil, err
 		}
-		l, _ := u64(it.Value())
+		// Skip the rest of this record's history.
+		valid = it.SeekGE(prefixEnd(append(slices.Clone(base), id[:]...)))
+		if len(cands) == maxCandidates {
+			more = true
+			break
+		}
+		l, err := r.LUID(typ, id)
+		if err != nil {
+			return uuid.Nil, err
+		}
 		cands = append(cands, Candidate{UUID: id, LUID: l})
 	}
 	if err := it.Error(); err != nil {
@@ -285,10 +289,21 @@ func (r *Replica) ResolveID(typ, s string) (uuid.UUID, error) {
 // maxCandidates is how many records an ambiguous ID error lists.
 const maxCandidates = 10
 
-// LUID returns the local ID of typ/id (0 if the replica never saw it).
+// LUID returns the local ID of typ/id, live or deleted (0 if the replica
+// never saw it).
 func (r *Replica) LUID(typ string, id uuid.UUID) (uint64, error) {
-	l, _, err := r.readLUID(typ, id)
-	return l, err
+	s, err := r.readState(typ, id)
+	if err != nil || s != nil {
+		if s == nil {
+			return 0, err
+		}
+		return s.LUID, nil
+	}
+	v, ok, err := r.get(goneKey(typ, id))
+	if err != nil || !ok {
+		return 0, err
+	}
+	return u64(v)
 }
 
 func sortCounts(c []TypeCount) {

@@ -166,6 +166,22 @@ func TestRecordLifecycle(t *testing.T) {
 	if _, err := r.Commit(ctx, replica.Edit{Type: "bug", Record: id, Op: replica.Update, Set: map[string]string{"a": "b"}}); !errors.Is(err, replica.ErrNotFound) {
 		t.Fatalf("update of a deleted record: %v", err)
 	}
+	if l, err := r.LUID("bug", id); err != nil || l != 1 {
+		t.Fatalf("LUID of the deleted record = %d, %v", l, err)
+	}
+	// Added again (as a merge does when it undoes a delete): live with a
+	// new LUID; the old LUID still finds it.
+	if _, err := r.Commit(ctx, replica.Edit{Type: "bug", Record: id, Op: replica.Create, Set: map[string]string{"title": "back"}}); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := r.Get("bug", id); err != nil || rec.LUID != 2 {
+		t.Fatalf("re-added record: %+v, %v", rec, err)
+	}
+	for _, l := range []string{"1", "2"} {
+		if got, err := r.ResolveID("bug", l); err != nil || got != id {
+			t.Fatalf("LUID %s resolves to %v, %v", l, got, err)
+		}
+	}
 	mustVerify(t, r)
 }
 

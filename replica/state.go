@@ -26,6 +26,7 @@ type state struct {
 	Creator string    // creator of the changeset that added the record
 	Origin  uuid.UUID // replica that wrote that changeset
 	Created int64     // its creation time, Unix ns
+	LUID    uint64    // assigned when the record became live here
 	Props   []Prop    // sorted by Name, values non-empty
 }
 
@@ -57,15 +58,16 @@ func (s *state) clone() *state {
 }
 
 // encodeState is the R value: msgpack [creator, origin bin16, created int,
-// [name, value, name, value, ...]].
+// luid uint, [name, value, name, value, ...]].
 func encodeState(s *state) []byte {
 	var buf bytes.Buffer
 	e := msgpack.NewEncoder(&buf)
 	e.UseCompactInts(true)
-	e.EncodeArrayLen(4)
+	e.EncodeArrayLen(5)
 	e.EncodeString(s.Creator)
 	e.EncodeBytes(s.Origin[:])
 	e.EncodeInt(s.Created)
+	e.EncodeUint(s.LUID)
 	e.EncodeArrayLen(2 * len(s.Props))
 	for _, p := range s.Props {
 		e.EncodeString(p.Name)
@@ -80,7 +82,7 @@ func decodeState(b []byte) (*state, error) {
 		return nil, fmt.Errorf("%w: record state: %v", ErrCorrupt, err)
 	}
 	n, err := d.DecodeArrayLen()
-	if err != nil || n != 4 {
+	if err != nil || n != 5 {
 		return bad(fmt.Errorf("header %d, %v", n, err))
 	}
 	s := &state{}
@@ -93,6 +95,9 @@ func decodeState(b []byte) (*state, error) {
 	}
 	copy(s.Origin[:], o)
 	if s.Created, err = d.DecodeInt64(); err != nil {
+		return bad(err)
+	}
+	if s.LUID, err = d.DecodeUint64(); err != nil {
 		return bad(err)
 	}
 	m, err := d.DecodeArrayLen()

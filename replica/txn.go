@@ -30,7 +30,6 @@ type txn struct {
 	applied chan struct{}
 
 	states  map[recKey]*state // nil value: no live record
-	luids   map[recKey]uint64
 	ids     map[changeset.ID]bool
 	tickets map[uuid.UUID]uint64
 	types   map[string]typeStats
@@ -39,7 +38,7 @@ type txn struct {
 func (c *committer) newTxn() *txn {
 	return &txn{
 		c: c, b: c.r.db.NewBatch(), seq: c.seq, dig: c.dig,
-		states: map[recKey]*state{}, luids: map[recKey]uint64{}, ids: map[changeset.ID]bool{},
+		states: map[recKey]*state{}, ids: map[changeset.ID]bool{},
 		tickets: map[uuid.UUID]uint64{}, types: map[string]typeStats{},
 	}
 }
@@ -99,10 +98,8 @@ type unit struct {
 	t      *txn
 	seq    uint64
 	// states is the unit's view of every record it has looked at: nil for
-	// no live record. seen says whether the record has ever existed here
-	// (so has a LUID, or gets one from this unit).
+	// no live record.
 	states map[recKey]*state
-	seen   map[recKey]bool
 	ids    map[changeset.ID]bool
 	out    []stagedCS
 	skip   int
@@ -118,55 +115,35 @@ type stagedCS struct {
 type stagedChange struct {
 	k        recKey
 	old, new *state
-	newLUID  bool // the record has never had a LUID here
 }
 
 func (t *txn) unit() *unit {
-	return &unit{t: t, seq: t.seq, states: map[recKey]*state{}, seen: map[recKey]bool{}, ids: map[changeset.ID]bool{}}
+	return &unit{t: t, seq: t.seq, states: map[recKey]*state{}, ids: map[changeset.ID]bool{}}
 }
 
 // lookup returns the record's current state in the unit's view (nil: not
-// live) and whether it was ever seen here. It reads the DB at most once per
-// record and unit, and picks which key to read first by what the caller
-// expects: a new record (an add) is settled by one LUID miss, an existing one
-// (an update or delete) by one state hit. A record whose UUID this commit
-// just made (fresh) cannot exist, so it costs no read at all.
-func (u *unit) lookup(k recKey, expectNew, fresh bool) (*state, bool, error) {
+// live). It reads the DB at most once per record and unit. A record whose
+// UUID this commit just made (fresh) cannot exist, so it costs no read.
+func (u *unit) lookup(k recKey, fresh bool) (*state, error) {
 	if s, ok := u.states[k]; ok {
-		return s, u.seen[k], nil
+		return s, nil
 	}
 	if s, ok := u.t.states[k]; ok {
-		// Only records changed by this batch are here, and they all have
-		// a LUID by now.
-		return s, true, nil
+		return s, nil
 	}
 	if s, ok := u.t.pendingState(k); ok {
 		// Changed by an earlier batch the applier may not have applied.
-		return s, true, nil
+		return s, nil
 	}
 	var cur *state
-	seen := false
 	if !fresh {
-		r := u.t.c.r
 		var err error
-		if expectNew {
-			if _, seen, err = r.readLUID(k.typ, k.id); err == nil && seen {
-				cur, err = r.readState(k.typ, k.id)
-			}
-		} else {
-			if cur, err = r.readState(k.typ, k.id); err == nil {
-				seen = cur != nil
-				if !seen {
-					_, seen, err = r.readLUID(k.typ, k.id)
-				}
-			}
-		}
-		if err != nil {
-			return nil, false, err
+		if cur, err = u.t.c.r.readState(k.typ, k.id); err != nil {
+			return nil, err
 		}
 	}
-	u.states[k], u.seen[k] = cur, seen
-	return cur, seen, nil
+	u.states[k] = cur
+	return cur, nil
 }
 
 // edits stages one local changeset built from edits against current state.
@@ -185,7 +162,7 @@ func (u *unit) edits(edits []Edit) (*changeset.Changeset, error) {
 			return nil, fmt.Errorf("replica: two edits of %s %s in one commit", e.Type, e.Record)
 		}
 		seen[k] = true
-		cur, _, err := u.lookup(k, e.Op == Create || e.Op == Put, fresh)
+		cur, err := u.lookup(k, fresh)
 		if err != nil {
 			return nil, err
 		}
@@ -265,7 +242,7 @@ func (u *unit) append(cs *changeset.Changeset, local bool) error {
 	for i := range cs.Changes {
 		ch := &cs.Changes[i]
 		k := recKey{ch.RecordType, ch.Record}
-		cur, seen, err := u.lookup(k, ch.Op == changeset.Add, false)
+		cur, err := u.lookup(k, false)
 		if err != nil {
 			u.seq--
 			return err
@@ -279,11 +256,7 @@ func (u *unit) append(cs *changeset.Changeset, local bool) error {
 			}
 			return err
 		}
-		// A record that is not live may still have a LUID from an earlier
-		// life; only a record never seen gets a new one.
-		sc := stagedChange{k: k, old: cur, new: next, newLUID: !seen}
-		u.seen[k] = true
-		st.changes[i] = sc
+		st.changes[i] = stagedChange{k: k, old: cur, new: next}
 		u.states[k] = next
 	}
 	u.ids[cs.ID()] = true
@@ -347,20 +320,30 @@ func (u *unit) merge() ([]*changeset.Changeset, int) {
 // writeRecord stages one record's change in t's batch and overlays.
 func (t *txn) writeRecord(seq uint64, sc stagedChange) {
 	stats := t.typeStats(sc.k.typ)
-	if l := putRecord(t.b, seq, sc, &stats, &t.dig); l != 0 {
-		t.luids[sc.k] = l
-	}
+	putRecord(t.b, seq, sc, &stats, &t.dig)
 	t.types[sc.k.typ] = stats
 	t.states[sc.k] = sc.new
 }
 
 // putRecord writes the keys of one record's change: its new state, history
-// entry, property index changes and, for a record never seen, a new LUID
-// (returned; 0 if none). It updates stats and dig. The commit path and
-// verify's replay both use it, so a replay writes byte-for-byte what a
-// commit wrote.
-func putRecord(b *pebble.Batch, seq uint64, sc stagedChange, stats *typeStats, dig *digest) (luid uint64) {
+// entry, property index changes and, for a record that becomes live, a new
+// LUID (set in sc.new, so later changes in the batch carry it on; a record
+// deleted and added again gets a new one). It
+// updates stats and dig. The commit path and verify's replay both use it,
+// so a replay writes byte-for-byte what a commit wrote.
+func putRecord(b *pebble.Batch, seq uint64, sc stagedChange, stats *typeStats, dig *digest) {
 	k := sc.k
+	switch {
+	case sc.new == nil:
+		// Deleted: keep its LUID where LUID() finds it, for history.
+		b.Set(goneKey(k.typ, k.id), appendU64(nil, sc.old.LUID), nil)
+	case sc.old != nil:
+		sc.new.LUID = sc.old.LUID
+	default:
+		sc.new.LUID = stats.NextLUID
+		stats.NextLUID++
+		b.Set(luidRevKey(k.typ, sc.new.LUID), k.id[:], nil)
+	}
 	b.Set(historyKey(k.typ, k.id, seq), nil, nil)
 	var oldProps, newProps []Prop
 	if sc.old != nil {
@@ -381,13 +364,6 @@ func putRecord(b *pebble.Batch, seq uint64, sc stagedChange, stats *typeStats, d
 	}, func(p Prop) {
 		b.Set(propKey(k.typ, p.Name, p.Value, k.id), nil, nil)
 	})
-	if sc.newLUID {
-		luid = stats.NextLUID
-		stats.NextLUID++
-		b.Set(luidKey(k.typ, k.id), appendU64(nil, luid), nil)
-		b.Set(luidRevKey(k.typ, luid), k.id[:], nil)
-	}
-	return luid
 }
 
 // diffProps calls del for each property of old not in new (or changed), and

@@ -86,7 +86,7 @@ func (r *Replica) Verify(ctx context.Context) (*VerifyReport, error) {
 		name   string
 	}{
 		{prefixOrigin, "identity index"}, {prefixRecord, "records"}, {prefixHistory, "history index"},
-		{prefixProp, "property index"}, {prefixLUID, "LUIDs"}, {prefixLUIDRev, "LUID reverse index"},
+		{prefixProp, "property index"}, {prefixLUID, "LUIDs"}, {prefixGone, "LUIDs of deleted records"},
 		{prefixType, "type stats"},
 	} {
 		if err := compareKeyspace(snap, scratch, ks.prefix, ks.name, rep); err != nil {
@@ -153,18 +153,6 @@ func (p *replay) state(k recKey) (*state, error) {
 	return decodeState(v)
 }
 
-func (p *replay) hasLUID(k recKey) (bool, error) {
-	_, c, err := p.b.Get(luidKey(k.typ, k.id))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	c.Close()
-	return true, nil
-}
-
 func (r *Replica) replayLog(ctx context.Context, snap *pebble.Snapshot, p *replay, rep *VerifyReport) error {
 	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixLog}, UpperBound: []byte{prefixLog + 1}})
 	if err != nil {
@@ -226,13 +214,6 @@ func (p *replay) apply(cs *changeset.Changeset, rep *VerifyReport) error {
 			continue
 		}
 		sc := stagedChange{k: k, old: cur, new: next}
-		if cur == nil {
-			known, err := p.hasLUID(k)
-			if err != nil {
-				return err
-			}
-			sc.newLUID = !known
-		}
 		stats, ok := p.types[k.typ]
 		if !ok {
 			stats.NextLUID = 1

@@ -86,7 +86,11 @@ func ambiguous(e *replica.AmbiguousIDError) string {
 		if i > 0 {
 			b.WriteString(",")
 		}
-		fmt.Fprintf(&b, " %s (LUID %d)", c.UUID, c.LUID)
+		if c.LUID == 0 {
+			fmt.Fprintf(&b, " %s (deleted)", c.UUID)
+		} else {
+			fmt.Fprintf(&b, " %s (LUID %d)", c.UUID, c.LUID)
+		}
 	}
 	if e.More {
 		b.WriteString(" and more")
