@@ -229,8 +229,7 @@ type inflight struct {
 // Until the applier has applied t, its writes are not in Pebble; staging
 // reads them from t's overlays instead (c.pending, consulted by lookup).
 func (c *committer) commit(t *txn, reqs []*request) {
-	if t.b.Empty() {
-		t.b.Close()
+	if len(t.w.ops) == 0 {
 		for _, req := range reqs {
 			close(req.done) // no-op edits: nothing to wait for
 		}
@@ -266,6 +265,7 @@ func (c *committer) applier() {
 	defer c.wg.Done()
 	defer close(c.syncq)
 	for f := range c.applyq {
+		f.t.b = f.t.w.build(c.r.db)
 		if f.err = c.failure(); f.err == nil {
 			if err := c.r.db.ApplyNoSyncWait(f.t.b, pebble.Sync); err != nil {
 				f.err = c.fail(err)
