@@ -209,6 +209,20 @@ func syncDir(fs vfs.FS, dir string) error {
 // flush rarely. Pebble reserves memtables out of the block cache.
 const memTableSize = 32 << 20
 
+// PebbleOptions returns the Pebble options a replica with opts opens its DB
+// with, so that tools (prophet bench) can measure raw Pebble under exactly
+// the same settings.
+func PebbleOptions(opts *Options) *pebble.Options {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	o.EnsureDefaults()
+	po := pebbleOptions(&o, false)
+	po.ErrorIfNotExists = false
+	return po
+}
+
 func pebbleOptions(o *Options, create bool) *pebble.Options {
 	po := &pebble.Options{
 		FS:                 o.FS,
@@ -225,6 +239,11 @@ func pebbleOptions(o *Options, create bool) *pebble.Options {
 		// follows small too; the default (64 MiB) made it rewrite the
 		// whole database, hundreds of ms for each short CLI process.
 		LBaseMaxBytes: 4 << 20,
+		// Each short CLI process leaves one small L0 file. Compacting L0
+		// every few files made every other command wait ~40 ms for a
+		// compaction at Close; waiting for more files amortizes it.
+		L0CompactionThreshold: 16,
+		L0StopWritesThreshold: 64,
 	}
 	// Bloom filters make the existence checks of the commit path (is this
 	// record new? was this changeset integrated?) cheap on misses.
@@ -358,7 +377,7 @@ func (r *Replica) Close() error {
 			r.c.close()
 		}
 		var errs []error
-		if !r.opts.ReadOnly && r.db.Metrics().MemTable.Size > 8<<20 {
+		if !r.opts.ReadOnly && r.db.Metrics().MemTable.Size > 0 {
 			// Replaying a large WAL would cost the next CLI command
 			// hundreds of milliseconds; flushing now costs the writer.
 			errs = append(errs, r.db.Flush())

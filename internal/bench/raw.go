@@ -3,20 +3,19 @@ package bench
 import (
 	"context"
 	"encoding/binary"
-	"fmt"
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/prophet-sync/prophet/replica"
 )
 
 // rawDB is the physical bound: plain Pebble appends of values the size of an
 // encoded changeset, under log-like keys ('L' + big-endian sequence), with
-// the options the replica uses (a copy of replica.pebbleOptions: bloom
-// filters, 32 MiB memtables, the same block cache). Nothing else is written:
-// no record state, no index, no read.
+// exactly the options a replica opens its DB with (replica.PebbleOptions:
+// bloom filters, memtables, compaction settings, the same block cache).
+// Nothing else is written: no record state, no index, no read.
 type rawDB struct {
 	db   *pebble.DB
 	size int           // bytes per value
@@ -24,15 +23,7 @@ type rawDB struct {
 }
 
 func openRaw(dir string, valueSize int, cache int64) (*rawDB, error) {
-	opts := &pebble.Options{
-		FormatMajorVersion: pebble.FormatNewest,
-		MemTableSize:       32 << 20,
-		CacheSize:          cache,
-		Logger:             quietLogger{},
-	}
-	for i := range opts.Levels {
-		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
-	}
+	opts := replica.PebbleOptions(&replica.Options{CacheSize: cache})
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, err
@@ -42,12 +33,7 @@ func openRaw(dir string, valueSize int, cache int64) (*rawDB, error) {
 
 func (r *rawDB) Close() error { return r.db.Close() }
 
-// quietLogger drops Pebble's informational lines, as the replica does.
-type quietLogger struct{}
 
-func (quietLogger) Infof(string, ...any)         {}
-func (quietLogger) Errorf(string, ...any)        {}
-func (quietLogger) Fatalf(f string, args ...any) { panic(fmt.Sprintf("pebble: "+f, args...)) }
 
 // values makes incompressible values of the raw size, one per writer so
 // writers share no state.
