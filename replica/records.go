@@ -189,10 +189,14 @@ func (r *Replica) History(typ string, id uuid.UUID, fn func(*changeset.Changeset
 	}
 	defer it.Close()
 	n := 0
+	durable := r.durable.Load()
 	for it.First(); it.Valid(); it.Next() {
 		seq, err := u64(it.Key()[len(lo):])
 		if err != nil {
 			return err
+		}
+		if seq > durable {
+			break // applied but not yet synced: not history yet (I5)
 		}
 		cs, err := r.ReadChangeset(seq)
 		if err != nil {
