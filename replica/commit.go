@@ -43,11 +43,11 @@ type request struct {
 	bulk  func() (*Unit, error)  // a bulk load, or
 	set   map[uuid.UUID]uint64   // tickets to set
 
-	done chan struct{}
-	out  []*changeset.Changeset // what was committed
-	skip int                    // integrated before: skipped
+	done       chan struct{}
+	out        []*changeset.Changeset // what was committed
+	skip       int                    // integrated before: skipped
 	bulkResult BulkResult
-	err  error
+	err        error
 }
 
 type committer struct {

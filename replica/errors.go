@@ -80,7 +80,7 @@ type Candidate struct {
 
 func (e *AmbiguousIDError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "replica: %s ID %q is ambiguous; it matches", e.Type, e.Prefix)
+	fmt.Fprintf(&b, "replica: %s ID %q is ambiguous: it matches", e.Type, e.Prefix)
 	for i, c := range e.Candidates {
 		if i > 0 {
 			b.WriteString(",")
@@ -88,12 +88,12 @@ func (e *AmbiguousIDError) Error() string {
 		if c.LUID == 0 {
 			fmt.Fprintf(&b, " %s (deleted)", c.UUID)
 		} else {
-			fmt.Fprintf(&b, " %s (%d)", c.UUID, c.LUID)
+			fmt.Fprintf(&b, " %s (LUID %d)", c.UUID, c.LUID)
 		}
 	}
 	if e.More {
 		b.WriteString(" and more")
 	}
-	b.WriteString("; give more of the UUID")
+	b.WriteString("; give more of the UUID, or the LUID")
 	return b.String()
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/prophet-sync/prophet/changeset"
 	"github.com/prophet-sync/prophet/replica"
 )
 
@@ -123,18 +122,7 @@ func TestAgainstModel(t *testing.T) {
 
 	// A replica fed the whole log holds the same state.
 	b, _ := newReplica(t)
-	var css []*changeset.Changeset
-	it := r.Log(1)
-	for it.Next() {
-		cs, err := it.Changeset()
-		if err != nil {
-			t.Fatal(err)
-		}
-		css = append(css, cs)
-	}
-	if err := it.Close(); err != nil {
-		t.Fatal(err)
-	}
+	css := readLog(t, r)
 	if _, _, err := b.Integrate(ctx, css...); err != nil {
 		t.Fatal(err)
 	}

@@ -98,3 +98,14 @@ func (o *Options) Validate() error {
 	}
 	return nil
 }
+
+// resolve returns a copy of opts (nil: the zero Options) with defaults
+// filled in, validated.
+func (opts *Options) resolve() (Options, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	o.EnsureDefaults()
+	return o, o.Validate()
+}

@@ -72,12 +72,8 @@ type typeStats struct {
 // database is the database UUID to join (a clone passes its source's); with
 // uuid.Nil Init starts a new database.
 func Init(dir string, database uuid.UUID, opts *Options) (*Replica, error) {
-	var o Options
-	if opts != nil {
-		o = *opts
-	}
-	o.EnsureDefaults()
-	if err := o.Validate(); err != nil {
+	o, err := opts.resolve()
+	if err != nil {
 		return nil, err
 	}
 	if err := o.FS.MkdirAll(dir, 0o755); err != nil {
@@ -87,7 +83,7 @@ func Init(dir string, database uuid.UUID, opts *Options) (*Replica, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := o.FS.Stat(filepath.Join(dir, dbDir)); err == nil {
+	if _, err = o.FS.Stat(filepath.Join(dir, dbDir)); err == nil {
 		lock.Close()
 		return nil, fmt.Errorf("%w: %s (open it, or choose another directory)", ErrExists, dir)
 	}
@@ -123,12 +119,8 @@ func Init(dir string, database uuid.UUID, opts *Options) (*Replica, error) {
 // Open opens the replica in dir. It fails with ErrNoReplica if there is none
 // and with ErrInUse if another process has it open.
 func Open(dir string, opts *Options) (*Replica, error) {
-	var o Options
-	if opts != nil {
-		o = *opts
-	}
-	o.EnsureDefaults()
-	if err := o.Validate(); err != nil {
+	o, err := opts.resolve()
+	if err != nil {
 		return nil, err
 	}
 	if _, err := o.FS.Stat(filepath.Join(dir, dbDir)); err != nil {

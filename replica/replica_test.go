@@ -94,6 +94,24 @@ func mustVerify(t testing.TB, r *replica.Replica) *replica.VerifyReport {
 	return rep
 }
 
+// readLog returns every changeset in r's log.
+func readLog(t testing.TB, r *replica.Replica) []*changeset.Changeset {
+	t.Helper()
+	var css []*changeset.Changeset
+	it := r.Log(1)
+	for it.Next() {
+		cs, err := it.Changeset()
+		if err != nil {
+			t.Fatal(err)
+		}
+		css = append(css, cs)
+	}
+	if err := it.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return css
+}
+
 func propsOf(rec *replica.Record) string {
 	var b strings.Builder
 	for _, p := range rec.Props {
@@ -261,18 +279,7 @@ func TestIntegrate(t *testing.T) {
 	if _, err := a.Commit(ctx, replica.Edit{Type: "bug", Record: id, Op: replica.Update, Set: map[string]string{"status": "open"}}); err != nil {
 		t.Fatal(err)
 	}
-	var css []*changeset.Changeset
-	it := a.Log(1)
-	for it.Next() {
-		cs, err := it.Changeset()
-		if err != nil {
-			t.Fatal(err)
-		}
-		css = append(css, cs)
-	}
-	if err := it.Close(); err != nil {
-		t.Fatal(err)
-	}
+	css := readLog(t, a)
 	out, skipped, err := b.Integrate(ctx, css...)
 	if err != nil || len(out) != 2 || skipped != 0 {
 		t.Fatalf("integrate: %d appended, %d skipped, %v", len(out), skipped, err)

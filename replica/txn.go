@@ -23,8 +23,8 @@ type txn struct {
 	c    *committer
 	w    opBuffer      // the batch's writes, until the applier builds it
 	b    *pebble.Batch // built by the applier from w
-	n    int // changesets staged
-	size int // bytes of changesets staged
+	n    int           // changesets staged
+	size int           // bytes of changesets staged
 	seq  uint64
 	dig  digest
 
@@ -97,8 +97,8 @@ func (t *txn) flushMeta() {
 
 // unit stages one atomic request on top of t. Nothing reaches t until merge.
 type unit struct {
-	t      *txn
-	seq    uint64
+	t   *txn
+	seq uint64
 	// states is the unit's view of every record it has looked at: nil for
 	// no live record.
 	states map[recKey]*state

@@ -33,8 +33,6 @@ func openRaw(dir string, valueSize int, cache int64) (*rawDB, error) {
 
 func (r *rawDB) Close() error { return r.db.Close() }
 
-
-
 // values makes incompressible values of the raw size, one per writer so
 // writers share no state.
 type values struct {

@@ -63,7 +63,7 @@ func describe(err error, dir string) string {
 	case errors.As(err, &ue):
 		return ue.msg
 	case errors.As(err, &amb):
-		return ambiguous(amb)
+		return strings.TrimPrefix(amb.Error(), "replica: ")
 	case errors.Is(err, replica.ErrNoReplica):
 		return fmt.Sprintf("no replica in %s; run prophet init to make one, or pass --replica DIR (or set PROPHET_REPLICA) to use another", dir)
 	case errors.As(err, &inUse):
@@ -77,26 +77,6 @@ func describe(err error, dir string) string {
 		return "interrupted; every commit that finished before it is kept, run the command again to finish"
 	}
 	return err.Error()
-}
-
-func ambiguous(e *replica.AmbiguousIDError) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s ID %q is ambiguous: it matches", e.Type, e.Prefix)
-	for i, c := range e.Candidates {
-		if i > 0 {
-			b.WriteString(",")
-		}
-		if c.LUID == 0 {
-			fmt.Fprintf(&b, " %s (deleted)", c.UUID)
-		} else {
-			fmt.Fprintf(&b, " %s (LUID %d)", c.UUID, c.LUID)
-		}
-	}
-	if e.More {
-		b.WriteString(" and more")
-	}
-	b.WriteString("; give more of the UUID, or the LUID")
-	return b.String()
 }
 
 // oneLine keeps a message to one line, whatever its causes printed.
