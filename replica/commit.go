@@ -64,7 +64,7 @@ type committer struct {
 
 	// applyq carries staged batches to the applier, syncq applied ones to
 	// the syncer.
-	applyq, syncq chan inflight
+	applyq, syncq chan *inflight
 	// pending are batches handed to the applier, oldest first, that may
 	// not be applied yet (committer goroutine only).
 	pending []*txn
@@ -92,8 +92,8 @@ func newCommitter(r *Replica) *committer {
 		tickets: maps.Clone(r.tickets),
 		types:   maps.Clone(r.types),
 		dig:     r.dig,
-		applyq:  make(chan inflight, 2),
-		syncq:   make(chan inflight, 4),
+		applyq:  make(chan *inflight, 2),
+		syncq:   make(chan *inflight, 4),
 	}
 	c.wg.Add(3)
 	go c.run()
@@ -217,8 +217,9 @@ more:
 // the syncer (WAL fsync), which answers reqs once it is durable.
 type inflight struct {
 	t    *txn
-	reqs []*request
-	err  error // set by the applier if the batch could not be applied
+	reqs   []*request
+	err    error // set by the applier if the batch could not be applied
+	marker bool  // nothing to write: only answer reqs, in order
 }
 
 // commit hands t to the applier and moves the committer's own state on, so
@@ -229,20 +230,26 @@ type inflight struct {
 // Until the applier has applied t, its writes are not in Pebble; staging
 // reads them from t's overlays instead (c.pending, consulted by lookup).
 func (c *committer) commit(t *txn, reqs []*request) {
-	if len(t.w.ops) == 0 {
-		for _, req := range reqs {
-			close(req.done) // no-op edits: nothing to wait for
-		}
+	if len(t.w.ops) == 0 && len(t.tickets) == 0 && len(reqs) == 0 {
 		return
 	}
-	t.flushMeta()
+	f := &inflight{t: t, reqs: reqs}
+	if len(t.w.ops) == 0 && len(t.tickets) == 0 {
+		// Nothing to write (no-op edits, changesets already here), but
+		// the answers may rest on batches still in flight: they travel the
+		// pipeline as a marker and are answered in order, once everything
+		// before them is durable.
+		f.marker = true
+	} else {
+		t.flushMeta()
+	}
 	t.applied = make(chan struct{})
 	c.seq, c.dig = t.seq, t.dig
 	maps.Copy(c.tickets, t.tickets)
 	maps.Copy(c.types, t.types)
 	c.prune()
 	c.pending = append(c.pending, t)
-	c.applyq <- inflight{t: t, reqs: reqs}
+	c.applyq <- f
 }
 
 // prune forgets pending batches the applier has applied: Pebble has their
@@ -265,10 +272,12 @@ func (c *committer) applier() {
 	defer c.wg.Done()
 	defer close(c.syncq)
 	for f := range c.applyq {
-		f.t.b = f.t.w.build(c.r.db)
-		if f.err = c.failure(); f.err == nil {
-			if err := c.r.db.ApplyNoSyncWait(f.t.b, pebble.Sync); err != nil {
-				f.err = c.fail(err)
+		if !f.marker {
+			f.t.b = f.t.w.build(c.r.db)
+			if f.err = c.failure(); f.err == nil {
+				if err := c.r.db.ApplyNoSyncWait(f.t.b, pebble.Sync); err != nil {
+					f.err = c.fail(err)
+				}
 			}
 		}
 		close(f.t.applied)
@@ -283,15 +292,21 @@ func (c *committer) syncer() {
 	r := c.r
 	for f := range c.syncq {
 		err := f.err
-		if err == nil {
+		switch {
+		case f.marker:
+			// Everything before it is answered: durable, or failed.
+			err = c.failure()
+		case err == nil:
+			// A batch whose fsync succeeded is durable, whatever failed
+			// after it.
 			if err = f.t.b.SyncWait(); err != nil {
 				err = c.fail(err)
-			} else {
-				err = c.failure()
 			}
 		}
-		f.t.b.Close()
-		if err == nil {
+		if f.t.b != nil {
+			f.t.b.Close()
+		}
+		if err == nil && !f.marker {
 			c.syncs.Add(1)
 			c.changesets.Add(uint64(f.t.n))
 			r.mu.Lock()
@@ -317,7 +332,7 @@ func (c *committer) fail(err error) error {
 	c.failMu.Lock()
 	defer c.failMu.Unlock()
 	if c.failed == nil {
-		c.failed = fmt.Errorf("replica: commit failed, no further writes accepted (reopen the replica; every acknowledged commit is safe): %w", err)
+		c.failed = fmt.Errorf("replica: a write failed, and this replica takes no more commits; reopen it and check with prophet verify (every acknowledged commit is safe; the ones that failed may or may not have been written): %w", err)
 		c.r.opts.Logger.Error("commit failed", "err", err)
 	}
 	return c.failed
@@ -401,9 +416,11 @@ type BulkResult struct {
 }
 
 // Bulk loads units from next until it returns (nil, nil) or io.EOF, many
-// units per batch and fsync. Units are atomic; batches are not. When a unit
-// fails, everything before it is committed and durable, and the error names
-// the unit. Concurrent commits wait while a bulk load runs.
+// units per batch and fsync. Units are atomic; batches are not. Bulk returns
+// once everything it loaded is durable. When a unit fails, everything
+// before it is committed and durable, and the error is a *UnitError naming
+// it. Concurrent commits wait while a bulk load runs. next runs on the
+// committer goroutine: it must not call back into the replica.
 func (r *Replica) Bulk(ctx context.Context, next func() (*Unit, error)) (BulkResult, error) {
 	req := &request{ctx: ctx, bulk: next}
 	err := r.submit(req)
@@ -426,7 +443,7 @@ func (c *committer) runBulk(req *request) {
 			finish(err)
 			return
 		}
-		unit, err := req.bulk()
+		unit, err := nextUnit(req.bulk)
 		if errors.Is(err, io.EOF) || (err == nil && unit == nil) {
 			finish(nil)
 			return
@@ -451,14 +468,24 @@ func (c *committer) runBulk(req *request) {
 		res.Skipped += skip
 		if t.n >= c.r.opts.MaxGroupChangesets || t.size >= c.r.opts.MaxGroupBytes {
 			c.commit(t, nil)
+			t = c.newTxn()
 			if err := c.failure(); err != nil {
-				req.err = err
-				close(req.done)
+				finish(err)
 				return
 			}
-			t = c.newTxn()
 		}
 	}
+}
+
+// nextUnit calls a bulk load's callback, turning a panic in it into an
+// error: it runs on the committer goroutine, which must survive it.
+func nextUnit(next func() (*Unit, error)) (u *Unit, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			u, err = nil, fmt.Errorf("replica: the bulk load's unit source panicked: %v", p)
+		}
+	}()
+	return next()
 }
 
 // SetTicket sets the merge ticket of origin: the highest origin sequence

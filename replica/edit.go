@@ -42,6 +42,11 @@ type Edit struct {
 // change builds the Change for e against cur (nil: no live record). It
 // returns nil when the edit changes nothing.
 func (e *Edit) change(cur *state) (*changeset.Change, error) {
+	switch e.Op {
+	case Create, Update, Delete, Put:
+	default:
+		return nil, fmt.Errorf("replica: edit of %s %s has no valid op (%d); use Create, Update, Delete or Put", e.Type, e.Record, e.Op)
+	}
 	ch := &changeset.Change{RecordType: e.Type, Record: e.Record}
 	names := slices.Sorted(maps.Keys(e.Set))
 	switch {
@@ -78,8 +83,6 @@ func (e *Edit) change(cur *state) (*changeset.Change, error) {
 		if len(ch.Props) == 0 {
 			return nil, nil
 		}
-	default:
-		return nil, fmt.Errorf("replica: unknown edit op %d", e.Op)
 	}
 	return ch, nil
 }

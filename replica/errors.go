@@ -61,7 +61,9 @@ type UnitError struct {
 	Err  error
 }
 
-func (e *UnitError) Error() string { return fmt.Sprintf("unit %d: %v", e.Unit, e.Err) }
+func (e *UnitError) Error() string {
+	return fmt.Sprintf("unit %d: %v (the units before it are committed)", e.Unit, e.Err)
+}
 func (e *UnitError) Unwrap() error { return e.Err }
 
 // AmbiguousIDError is returned when a UUID prefix matches several records.

@@ -369,9 +369,10 @@ func (r *Replica) Close() error {
 			r.c.close()
 		}
 		var errs []error
-		if !r.opts.ReadOnly && r.db.Metrics().MemTable.Size > 0 {
-			// Replaying a large WAL would cost the next CLI command
-			// hundreds of milliseconds; flushing now costs the writer.
+		if !r.opts.ReadOnly && r.c.failure() == nil && r.db.Metrics().MemTable.Size > 0 {
+			// Pebble flushes a replayed WAL at open, synchronously: flush
+			// now so the next command does not pay for it. Not after a
+			// failed write: what failed must not be made durable here.
 			errs = append(errs, r.db.Flush())
 		}
 		errs = append(errs, r.db.Close())

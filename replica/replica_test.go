@@ -434,3 +434,69 @@ func TestOpenWaitsForLock(t *testing.T) {
 	}
 	r2.Close()
 }
+
+// Bulk returns only once everything it loaded is durable, also when the
+// last batch is empty (the load ended on a batch boundary).
+func TestBulkReturnsDurable(t *testing.T) {
+	for _, units := range []int{4, 5} {
+		opts := testOptions(nil)
+		opts.MaxGroupChangesets = 2
+		r, err := replica.Init(t.TempDir(), uuid.Nil, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		res, err := r.Bulk(ctx, func() (*replica.Unit, error) {
+			if n++; n > units {
+				return nil, nil
+			}
+			return &replica.Unit{Edits: []replica.Edit{{Type: "bug", Op: replica.Create}}}, nil
+		})
+		if err != nil || res.LastSeq != uint64(units) || r.LatestSeq() != uint64(units) {
+			t.Fatalf("%d units: result %+v, durable %d, %v", units, res, r.LatestSeq(), err)
+		}
+		r.Close()
+	}
+}
+
+// A ticket set on its own is written.
+func TestSetTicketAlone(t *testing.T) {
+	r, dir := newReplica(t)
+	origin := uuid.New()
+	var css []*changeset.Changeset
+	for i := uint64(1); i <= 3; i++ {
+		css = append(css, &changeset.Changeset{Origin: origin, OriginSeq: i, Created: time.Unix(1, 0),
+			Changes: []changeset.Change{{RecordType: "bug", Record: uuid.New(), Op: changeset.Add}}})
+	}
+	if _, _, err := r.Integrate(ctx, css...); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetTicket(ctx, origin, 1); err != nil || r.Ticket(origin) != 1 {
+		t.Fatalf("ticket %d, %v", r.Ticket(origin), err)
+	}
+	r.Close()
+	r2, err := replica.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	if r2.Ticket(origin) != 1 {
+		t.Fatalf("ticket after reopen %d", r2.Ticket(origin))
+	}
+}
+
+// Bad calls get errors, never a dead committer.
+func TestBadCallsDoNotKillTheCommitter(t *testing.T) {
+	r, _ := newReplica(t)
+	if _, _, err := r.Integrate(ctx, nil); err == nil || !strings.Contains(err.Error(), "nil") {
+		t.Fatalf("nil changeset: %v", err)
+	}
+	if _, err := r.Bulk(ctx, func() (*replica.Unit, error) { panic("boom") }); err == nil || !strings.Contains(err.Error(), "panicked") {
+		t.Fatalf("panicking unit source: %v", err)
+	}
+	if _, err := r.Commit(ctx, replica.Edit{Type: "bug", Record: uuid.New()}); err == nil || !strings.Contains(err.Error(), "no valid op") {
+		t.Fatalf("edit without op: %v", err)
+	}
+	create(t, r, "bug", "still", "works")
+	mustVerify(t, r)
+}

@@ -190,7 +190,10 @@ func (u *unit) edits(edits []Edit) (*changeset.Changeset, error) {
 // here), in order, all or none.
 func (u *unit) integrate(css []*changeset.Changeset) error {
 	r := u.t.c.r
-	for _, in := range css {
+	for i, in := range css {
+		if in == nil {
+			return fmt.Errorf("replica: changeset %d of the unit is nil", i+1)
+		}
 		local := in.Origin == uuid.Nil
 		if !local {
 			if in.Origin == r.id {
