@@ -15,13 +15,14 @@ import (
 type Op uint8
 
 const (
-	// Add creates the record. Every PropChange has Old == "".
+	// Add creates the record. Every PropChange has Old == "" and a New
+	// value.
 	Add Op = 1
 	// Update changes some properties of an existing record.
 	Update Op = 2
-	// Delete removes the record. Its PropChanges carry the record's last
-	// values as Old (and New == ""), so a delete can be checked for conflicts
-	// and reverted by a nullification.
+	// Delete removes the record. Its PropChanges carry every one of the
+	// record's last values as Old (and New == ""), so a delete can be
+	// checked for conflicts and reverted by a nullification.
 	Delete Op = 3
 )
 
@@ -219,10 +220,10 @@ func (c *Change) validate() error {
 			return fmt.Errorf("property %q: value is not UTF-8", p.Name)
 		}
 		switch {
-		case c.Op == Add && p.Old != "":
-			return fmt.Errorf("property %q: an add has an old value", p.Name)
-		case c.Op == Delete && p.New != "":
-			return fmt.Errorf("property %q: a delete has a new value", p.Name)
+		case c.Op == Add && (p.Old != "" || p.New == ""):
+			return fmt.Errorf("property %q: an add sets a new value and nothing else", p.Name)
+		case c.Op == Delete && (p.New != "" || p.Old == ""):
+			return fmt.Errorf("property %q: a delete lists an old value and nothing else", p.Name)
 		case c.Op == Update && p.Old == p.New:
 			return fmt.Errorf("property %q: an update that changes nothing", p.Name)
 		}

@@ -98,6 +98,12 @@ func TestEncodeRefusesInvalid(t *testing.T) {
 		"invalid utf8":    func(cs *changeset.Changeset) { cs.Normalize(); cs.Changes[0].Props[0].New = "\xff" },
 		"duplicate prop":  func(cs *changeset.Changeset) { cs.Normalize(); cs.Changes[1].Props[1].Name = "owner" },
 		"delete with new": func(cs *changeset.Changeset) { cs.Normalize(); cs.Changes[0].Op = changeset.Delete },
+		"add without new": func(cs *changeset.Changeset) { cs.Normalize(); cs.Changes[0].Props[0].New = "" },
+		"delete without old": func(cs *changeset.Changeset) {
+			cs.Normalize()
+			cs.Changes[0].Op = changeset.Delete
+			cs.Changes[0].Props[0] = changeset.PropChange{Name: "phantom"}
+		},
 	} {
 		cs := sample()
 		mut(cs)
@@ -188,5 +194,27 @@ func TestDecodeHostileLengthAllocatesLittle(t *testing.T) {
 	after.read()
 	if per := (after.total - before.total) / 100; per > 64<<10 {
 		t.Fatalf("decoding a 2 GiB length claim allocated %d bytes per call (%v allocs)", per, allocs)
+	}
+}
+
+// A count the input cannot back costs nothing: slices grow only as elements
+// decode.
+func TestDecodeHostileCountAllocatesLittle(t *testing.T) {
+	head := raw(t, 1, origin[:], 1, "c", int64(1), 0)
+	head[0] = 0x97 // the same six elements, announced as seven
+	body := make([]byte, 1<<20)
+	in := append(append(head, 0xdd, 0, 0, 0, 0), body...)
+	n := uint32(len(body) / 21)
+	in[len(head)+1], in[len(head)+2], in[len(head)+3], in[len(head)+4] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+	var before, after runtimeMem
+	before.read()
+	for range 10 {
+		if _, err := changeset.Decode(in); !errors.Is(err, changeset.ErrCorrupt) {
+			t.Fatalf("decoded: %v", err)
+		}
+	}
+	after.read()
+	if per := (after.total - before.total) / 10; per > uint64(len(in)) {
+		t.Fatalf("a %d-byte input claiming %d changes allocated %d bytes per decode", len(in), n, per)
 	}
 }

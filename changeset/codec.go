@@ -169,11 +169,14 @@ func decode(b []byte) (*Changeset, error) {
 	cs.IsResolution = flags&flagResolution != 0
 	// Each change takes at least 1+1+17+1+1 bytes; no count can exceed what
 	// the remaining input could hold.
+	// Slices grow as elements actually decode (from a small capacity), so
+	// a count that the input cannot back costs nothing.
 	n := r.arrayLenMin(21)
 	if r.err == nil && n > 0 {
-		cs.Changes = make([]Change, n)
+		cs.Changes = make([]Change, 0, min(n, 16))
 	}
 	for i := 0; i < n && r.err == nil; i++ {
+		cs.Changes = append(cs.Changes, Change{})
 		c := &cs.Changes[i]
 		if m := r.arrayLen(); m != 4 && r.err == nil {
 			return nil, fmt.Errorf("change %d has %d elements, want 4", i, m)
@@ -187,13 +190,13 @@ func decode(b []byte) (*Changeset, error) {
 		c.Op = Op(op)
 		np := r.arrayLenMin(4)
 		if r.err == nil && np > 0 {
-			c.Props = make([]PropChange, np)
+			c.Props = make([]PropChange, 0, min(np, 16))
 		}
 		for j := 0; j < np && r.err == nil; j++ {
 			if m := r.arrayLen(); m != 3 && r.err == nil {
 				return nil, fmt.Errorf("change %d property %d has %d elements, want 3", i, j, m)
 			}
-			c.Props[j] = PropChange{Name: r.str(), Old: r.str(), New: r.str()}
+			c.Props = append(c.Props, PropChange{Name: r.str(), Old: r.str(), New: r.str()})
 		}
 	}
 	if r.err != nil {

@@ -140,6 +140,8 @@ func applyChange(id changeset.ID, cs *changeset.Changeset, ch *changeset.Change,
 			}
 		}
 		if ch.Op == changeset.Delete {
+			// Every listed property matched a (non-empty) current value,
+			// so equal counts mean it lists exactly the record's.
 			if len(ch.Props) != len(cur.Props) {
 				return nil, conflict("the delete does not list every property the record has")
 			}
