@@ -58,6 +58,8 @@ type Replica struct {
 
 	c *committer // nil when ReadOnly
 
+	verifyMu sync.Mutex // one Verify at a time
+
 	closeOnce sync.Once
 	closeErr  error
 }

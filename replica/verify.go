@@ -52,6 +52,12 @@ func (v *VerifyReport) problem(format string, args ...any) {
 // returns an error only when it cannot read or write; what it finds wrong
 // is in the report.
 func (r *Replica) Verify(ctx context.Context) (*VerifyReport, error) {
+	// One verify at a time: they share the scratch directory.
+	r.verifyMu.Lock()
+	defer r.verifyMu.Unlock()
+	// The durable sequence is read before the snapshot, so the snapshot
+	// holds at least the log up to it (commits may go on meanwhile).
+	durable := r.durable.Load()
 	snap := r.db.NewSnapshot()
 	defer snap.Close()
 	rep := &VerifyReport{}
@@ -69,7 +75,7 @@ func (r *Replica) Verify(ctx context.Context) (*VerifyReport, error) {
 
 	p := &replay{db: scratch, types: map[string]typeStats{}, maxOrigin: map[uuid.UUID]uint64{}}
 	p.b = scratch.NewIndexedBatch()
-	if err := r.replayLog(ctx, snap, p, rep); err != nil {
+	if err := r.replayLog(ctx, snap, durable, p, rep); err != nil {
 		return nil, err
 	}
 	for typ, s := range p.types {
@@ -153,7 +159,7 @@ func (p *replay) state(k recKey) (*state, error) {
 	return decodeState(v)
 }
 
-func (r *Replica) replayLog(ctx context.Context, snap *pebble.Snapshot, p *replay, rep *VerifyReport) error {
+func (r *Replica) replayLog(ctx context.Context, snap *pebble.Snapshot, durable uint64, p *replay, rep *VerifyReport) error {
 	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixLog}, UpperBound: []byte{prefixLog + 1}})
 	if err != nil {
 		return err
@@ -184,7 +190,15 @@ func (r *Replica) replayLog(ctx context.Context, snap *pebble.Snapshot, p *repla
 			rep.problem("local changeset at %d has origin sequence %d", seq, cs.OriginSeq)
 		}
 		if cs.Origin != r.id {
-			p.b.Set(originKey(cs.Origin, cs.OriginSeq), appendU64(nil, seq), nil)
+			k := originKey(cs.Origin, cs.OriginSeq)
+			if v, c, err := p.b.Get(k); err == nil {
+				first, _ := u64(v)
+				c.Close()
+				rep.problem("I10: changeset %s is in the log twice, at %d and %d", cs.ID(), first, seq)
+			} else if !errors.Is(err, pebble.ErrNotFound) {
+				return err
+			}
+			p.b.Set(k, appendU64(nil, seq), nil)
 		}
 		p.maxOrigin[cs.Origin] = max(p.maxOrigin[cs.Origin], cs.OriginSeq)
 		if err := p.apply(cs, rep); err != nil {
@@ -194,8 +208,8 @@ func (r *Replica) replayLog(ctx context.Context, snap *pebble.Snapshot, p *repla
 	if err := it.Error(); err != nil {
 		return err
 	}
-	if last := r.durable.Load(); want-1 < last {
-		rep.problem("I2: the log ends at %d but the replica reports %d as durable", want-1, last)
+	if want-1 < durable {
+		rep.problem("I2: the log ends at %d but the replica reports %d as durable", want-1, durable)
 	}
 	return nil
 }
