@@ -22,8 +22,9 @@ var (
 	ErrExists = errors.New("replica: a replica already exists here")
 	// ErrInUse: another process has the replica open.
 	ErrInUse = errors.New("replica: in use by another process")
-	// ErrNotFound: no live record with that type and ID.
-	ErrNotFound = errors.New("replica: record not found")
+	// ErrNotFound: no live record with that type and ID, or no changeset
+	// with that sequence number.
+	ErrNotFound = errors.New("replica: not found")
 	// ErrClosed: the replica was closed.
 	ErrClosed = errors.New("replica: closed")
 	// ErrConflict: a changeset does not apply to the current state (an update

@@ -17,7 +17,7 @@ func (r *Replica) ReadChangeset(seq uint64) (*changeset.Changeset, error) {
 		return nil, err
 	}
 	if !ok || seq > r.durable.Load() {
-		return nil, fmt.Errorf("replica: no changeset %d in the log (latest is %d)", seq, r.durable.Load())
+		return nil, fmt.Errorf("%w: no changeset %d in the log (latest is %d)", ErrNotFound, seq, r.durable.Load())
 	}
 	return r.decodeEntry(seq, v)
 }
@@ -124,4 +124,23 @@ func (li *LogIter) Close() error {
 		return li.err
 	}
 	return err
+}
+
+// sameAsLogged checks that a changeset a peer sent with this replica as its
+// origin is byte for byte the one in the log at its sequence number. If it
+// is not, this replica was restored from an older copy and has since
+// written different changesets under the same numbers.
+func (r *Replica) sameAsLogged(cs *changeset.Changeset) error {
+	enc, err := changeset.Encode(nil, cs)
+	if err != nil {
+		return err
+	}
+	have, ok, err := r.get(logKey(cs.OriginSeq))
+	if err != nil {
+		return err
+	}
+	if !ok || !bytes.Equal(have, enc) {
+		return fmt.Errorf("replica: a peer sent changeset %s, which this replica wrote, but its log holds a different changeset %d: this replica was restored from an older copy and has diverged; re-clone it", cs.ID(), cs.OriginSeq)
+	}
+	return nil
 }

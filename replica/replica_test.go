@@ -295,6 +295,16 @@ func TestIntegrate(t *testing.T) {
 	if rec.Origin != a.UUID() {
 		t.Fatalf("origin not kept: %v", rec.Origin)
 	}
+	// Its own changesets come back to a as no-ops, unless they differ from
+	// what a wrote under that number (a was restored and diverged).
+	if out, skipped, err := a.Integrate(ctx, css...); err != nil || len(out) != 0 || skipped != 2 {
+		t.Fatalf("echo to the origin: %d appended, %d skipped, %v", len(out), skipped, err)
+	}
+	forged := *css[1]
+	forged.Creator = "someone else"
+	if _, _, err := a.Integrate(ctx, &forged); err == nil || !strings.Contains(err.Error(), "restored from an older copy") {
+		t.Fatalf("a different changeset under the origin's own number: %v", err)
+	}
 
 	// An update whose old value is not the current one is refused, saying
 	// exactly why.

@@ -198,8 +198,12 @@ func (u *unit) integrate(css []*changeset.Changeset) error {
 		if !local {
 			if in.Origin == r.id {
 				// Our own changesets are not in the identity index:
-				// their OriginSeq is their Seq.
-				if in.OriginSeq <= u.seq {
+				// their OriginSeq is their Seq. A peer can only have
+				// durable ones (I5), and they must be the very same.
+				if in.OriginSeq <= r.durable.Load() {
+					if err := r.sameAsLogged(in); err != nil {
+						return err
+					}
 					u.skip++
 					continue
 				}
