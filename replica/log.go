@@ -12,6 +12,9 @@ import (
 // ReadChangeset returns the changeset at seq in this replica's log, with Seq
 // and Source filled in.
 func (r *Replica) ReadChangeset(seq uint64) (*changeset.Changeset, error) {
+	if err := r.live(); err != nil {
+		return nil, err
+	}
 	v, ok, err := r.get(logKey(seq))
 	if err != nil {
 		return nil, err
@@ -59,6 +62,9 @@ func (r *Replica) Log(from uint64) *LogIter {
 	}
 	last := r.durable.Load()
 	li := &LogIter{r: r, want: from, first: true}
+	if li.err = r.live(); li.err != nil {
+		return li
+	}
 	li.it, li.err = r.db.NewIter(&pebble.IterOptions{
 		LowerBound: logKey(from),
 		UpperBound: logKey(last + 1),

@@ -60,7 +60,11 @@ func (r *Replica) readState(typ string, id uuid.UUID) (*state, error) {
 	if err != nil || !ok {
 		return nil, err
 	}
-	return decodeState(v)
+	s, err := decodeState(v)
+	if err != nil {
+		return nil, fmt.Errorf("replica %s: %s %s: %w (run prophet verify)", r.dir, typ, id, err)
+	}
+	return s, nil
 }
 
 // everSeen reports whether typ/id has any history here (live or deleted).
@@ -96,6 +100,9 @@ func (r *Replica) toRecord(typ string, id uuid.UUID, s *state) (*Record, error) 
 
 // Get returns the live record typ/id, or an error wrapping ErrNotFound.
 func (r *Replica) Get(typ string, id uuid.UUID) (*Record, error) {
+	if err := r.live(); err != nil {
+		return nil, err
+	}
 	s, err := r.readState(typ, id)
 	if err != nil {
 		return nil, err
@@ -111,6 +118,9 @@ func (r *Replica) Get(typ string, id uuid.UUID) (*Record, error) {
 // streaming: memory does not grow with the number of records. An equality
 // filter on a non-empty value is answered from the property index.
 func (r *Replica) List(typ string, filter map[string]string, fn func(*Record) error) error {
+	if err := r.live(); err != nil {
+		return err
+	}
 	// Pick one indexed filter to drive the scan; check the rest per record.
 	var drive string
 	for name, v := range filter {
@@ -182,6 +192,9 @@ func (r *Replica) emit(typ string, id uuid.UUID, s *state, filter map[string]str
 // History returns the changesets that touched typ/id, oldest first, live or
 // deleted. It fails with ErrNotFound if the replica never saw the record.
 func (r *Replica) History(typ string, id uuid.UUID, fn func(*changeset.Changeset) error) error {
+	if err := r.live(); err != nil {
+		return err
+	}
 	lo := append(typePrefix(prefixHistory, typ), id[:]...)
 	it, err := r.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
 	if err != nil {
@@ -221,6 +234,9 @@ func (r *Replica) History(typ string, id uuid.UUID, fn func(*changeset.Changeset
 // optional). Deleted records resolve too, so their history can be shown. An
 // ambiguous prefix returns *AmbiguousIDError listing the candidates.
 func (r *Replica) ResolveID(typ, s string) (uuid.UUID, error) {
+	if err := r.live(); err != nil {
+		return uuid.Nil, err
+	}
 	if l, err := strconv.ParseUint(s, 10, 64); err == nil && !strings.HasPrefix(s, "0") {
 		v, ok, err := r.get(luidRevKey(typ, l))
 		if err != nil {
@@ -296,6 +312,9 @@ const maxCandidates = 10
 // LUID returns the local ID of typ/id, live or deleted (0 if the replica
 // never saw it).
 func (r *Replica) LUID(typ string, id uuid.UUID) (uint64, error) {
+	if err := r.live(); err != nil {
+		return 0, err
+	}
 	s, err := r.readState(typ, id)
 	if err != nil || s != nil {
 		if s == nil {

@@ -62,6 +62,17 @@ type Replica struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	closed    atomic.Bool
+}
+
+// live returns ErrClosed once Close has begun. Readers check it so that a
+// use after Close is an error, not a Pebble panic. (Close must still not run
+// concurrently with calls that are under way.)
+func (r *Replica) live() error {
+	if r.closed.Load() {
+		return fmt.Errorf("%w: replica %s", ErrClosed, r.dir)
+	}
+	return nil
 }
 
 // typeStats is the S value of one record type.
@@ -363,10 +374,13 @@ func (r *Replica) Counts() []TypeCount {
 	return out
 }
 
-// Close stops the committer (after the commits under way), flushes a large
-// memtable so the next open is quick, and closes the database.
+// Close stops the committer (after the commits under way), flushes the
+// memtable so the next open is quick, and closes the database. Calls after
+// Close fail with ErrClosed; Close must not run concurrently with calls that
+// are under way (an open LogIter, a List callback).
 func (r *Replica) Close() error {
 	r.closeOnce.Do(func() {
+		r.closed.Store(true)
 		if r.c != nil {
 			r.c.close()
 		}

@@ -510,3 +510,22 @@ func TestBadCallsDoNotKillTheCommitter(t *testing.T) {
 	create(t, r, "bug", "still", "works")
 	mustVerify(t, r)
 }
+
+func TestUseAfterClose(t *testing.T) {
+	r, err := replica.Init(t.TempDir(), uuid.Nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := create(t, r, "bug")
+	r.Close()
+	if _, err := r.Get("bug", id); !errors.Is(err, replica.ErrClosed) {
+		t.Fatalf("Get after Close: %v", err)
+	}
+	if _, err := r.Commit(ctx, replica.Edit{Type: "bug", Op: replica.Create}); !errors.Is(err, replica.ErrClosed) {
+		t.Fatalf("Commit after Close: %v", err)
+	}
+	it := r.Log(1)
+	if it.Next() || !errors.Is(it.Close(), replica.ErrClosed) {
+		t.Fatal("Log after Close did not fail with ErrClosed")
+	}
+}

@@ -52,6 +52,9 @@ func (v *VerifyReport) problem(format string, args ...any) {
 // returns an error only when it cannot read or write; what it finds wrong
 // is in the report.
 func (r *Replica) Verify(ctx context.Context) (*VerifyReport, error) {
+	if err := r.live(); err != nil {
+		return nil, err
+	}
 	// One verify at a time: they share the scratch directory.
 	r.verifyMu.Lock()
 	defer r.verifyMu.Unlock()
