@@ -160,6 +160,9 @@ func open(dir string, o *Options, db *pebble.DB, lock io.Closer) (*Replica, erro
 	if err := r.load(); err != nil {
 		db.Close()
 		lock.Close()
+		if errors.Is(err, ErrCorrupt) && !strings.Contains(err.Error(), dir) {
+			err = fmt.Errorf("replica %s is damaged: %w (run prophet verify)", dir, err)
+		}
 		return nil, err
 	}
 	if !o.ReadOnly {
