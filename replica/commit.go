@@ -15,25 +15,35 @@ import (
 	"github.com/prophet-sync/prophet/changeset"
 )
 
-// Commit path.
+// Commit path (DESIGN.md, "Commit path").
 //
-// Every write goes through one committer goroutine. A caller sends a request
-// and waits. The committer takes the first request, then every request
-// already queued (up to Options.MaxGroupChangesets / MaxGroupBytes), stages
-// them one after another into one Pebble batch, commits that batch with one
-// fsync and answers them all. So N concurrent committers cost one fsync, not
-// N (group commit), and the single goroutine makes sequence numbers, LUIDs
-// and the read-modify-write of record state race-free without locks.
+// Every write goes through three goroutines in a pipeline:
+//
+//   - the committer takes the first request, then every request already
+//     queued (up to Options.MaxGroupChangesets / MaxGroupBytes), and stages
+//     them one after another into one group (a txn): sequence numbers,
+//     LUIDs and the read-modify-write of record state are race-free because
+//     only it does them;
+//   - the applier writes each group's keys, sorted, into a Pebble batch and
+//     applies it without waiting for the fsync, one group at a time, so WAL
+//     order is log order;
+//   - the syncer waits for each batch's fsync, in order, publishes the new
+//     durable state and answers the group's requests (I1).
+//
+// So N concurrent committers share one fsync (group commit), and three
+// consecutive groups are staged, applied and synced at once. Until the
+// applier has applied a group, staging reads its writes from its overlays
+// (c.pending).
 //
 // Each request is a unit: all of it lands or none of it does. A unit is
-// staged against a view of the state (its own overlay, over the batch's
-// overlay, over the DB) and only merged into the batch once all of it
-// applies. A unit that fails leaves no trace in the batch; the others in the
-// group commit normally.
+// staged against a view of the state (its own overlay, over the group's,
+// over the groups in flight, over the DB) and only merged into the group
+// once all of it applies. A unit that fails leaves no trace; the others in
+// the group commit normally.
 //
-// A commit is acknowledged only once the batch is synced (I1). If a sync
-// fails, the replica stops taking commits: Pebble's state after a failed WAL
-// write is not to be trusted, and reopening replays what is durable.
+// If a write or fsync fails, the replica stops taking commits: Pebble's state
+// after a failed WAL write is not to be trusted, and reopening replays what
+// is durable.
 
 // request is one unit sent to the committer.
 type request struct {
