@@ -226,7 +226,7 @@ more:
 // inflight is a staged batch on its way through the applier (memtable) and
 // the syncer (WAL fsync), which answers reqs once it is durable.
 type inflight struct {
-	t    *txn
+	t      *txn
 	reqs   []*request
 	err    error // set by the applier if the batch could not be applied
 	marker bool  // nothing to write: only answer reqs, in order
