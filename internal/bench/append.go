@@ -11,6 +11,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/prophet-sync/prophet/replica"
 )
 
 // AppendReport is the result of `prophet bench append`. Its JSON keys are
@@ -56,12 +58,12 @@ func runAppend(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	f.register(fs, 1_000_000)
 	fs.DurationVar(&f.duration, "duration", 4*time.Second, "how long each measured phase runs in all (in 4 turns, alternating with the phases it is compared with)")
 	fs.IntVar(&f.writers, "writers", 64, "concurrent writers of the _n phases")
-	fs.IntVar(&f.batch, "batch", 1000, "values per batch of the raw_pebble_batch phase")
+	fs.IntVar(&f.batch, "batch", defaultGroup(), "values per batch of the raw_pebble_batch phase (default: as many as the bulk path puts in one batch, replica.Options.MaxGroupChangesets)")
 	if err := parse(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	if f.records < 1 || f.writers < 1 || f.batch < 1 || f.duration <= 0 {
-		return fmt.Errorf("bench: --records, --writers, --batch and --duration must be positive")
+		return usageErrorf("--records, --writers, --batch and --duration must be positive")
 	}
 	rep, err := benchAppend(ctx, &f, stderr)
 	if err != nil {
@@ -179,3 +181,11 @@ func (r *AppendReport) print(w io.Writer) error {
 }
 
 func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// defaultGroup is how many changesets the bulk path puts in one batch and
+// fsync, so the raw batched baseline amortizes its fsyncs as much.
+func defaultGroup() int {
+	var o replica.Options
+	o.EnsureDefaults()
+	return o.MaxGroupChangesets
+}

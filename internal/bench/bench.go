@@ -48,8 +48,7 @@ Run 'prophet bench BENCHMARK --help' for its flags.
 // stderr.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return errors.New("bench: name a benchmark (append or log)")
+		return usageErrorf("name a benchmark: prophet bench append, or prophet bench log (see prophet bench --help)")
 	}
 	var err error
 	switch args[0] {
@@ -61,7 +60,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "log":
 		err = runLog(ctx, args[1:], stdout, stderr)
 	default:
-		return fmt.Errorf("bench: unknown benchmark %q (want append or log; see prophet bench --help)", args[0])
+		return usageErrorf("unknown benchmark %q: want append or log (see prophet bench --help)", args[0])
 	}
 	if errors.Is(err, errHelp) {
 		return nil
@@ -97,7 +96,7 @@ func (c *common) cacheSize() int64 {
 // parse parses args with fs. It returns errHelp after printing the flags to
 // stdout when asked for --help.
 func parse(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // a bad flag is reported in one line, below
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
 		fs.SetOutput(stdout)
@@ -106,12 +105,21 @@ func parse(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
 		return errHelp
 	}
 	if err != nil {
-		return fmt.Errorf("bench: %w (see prophet %s --help)", err, fs.Name())
+		return usageErrorf("%v (see prophet %s --help)", err, fs.Name())
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("bench: unexpected argument %q (see prophet %s --help)", fs.Arg(0), fs.Name())
+		return usageErrorf("unexpected argument %q (see prophet %s --help)", fs.Arg(0), fs.Name())
 	}
 	return nil
+}
+
+// UsageError is a benchmark invoked wrongly: the CLI exits 2 for it.
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return "bench: " + e.Msg }
+
+func usageErrorf(format string, args ...any) error {
+	return &UsageError{Msg: fmt.Sprintf(format, args...)}
 }
 
 // errHelp stops a benchmark after --help; Run turns it into success.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -15,9 +16,15 @@ import (
 // writers is the concurrency of the *64 benchmarks.
 const writers = 64
 
-// parallelism sets b.RunParallel to run writers goroutines.
-func parallelism(b *testing.B) {
-	b.SetParallelism((writers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+// parallelism sets b.RunParallel to run goroutines() goroutines.
+func parallelism(b *testing.B) { b.SetParallelism(goroutines() / runtime.GOMAXPROCS(0)) }
+
+// goroutines is how many goroutines run's parallel mode starts, at least
+// writers (more when GOMAXPROCS does not divide it): ops get a writer
+// number below it, each number used by one goroutine only.
+func goroutines() int {
+	p := (writers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0)
+	return p * runtime.GOMAXPROCS(0)
 }
 
 func newEngine(tb testing.TB) *engine {
@@ -59,7 +66,7 @@ func run(b *testing.B, parallel bool, f op) {
 		parallelism(b)
 		var next atomic.Int64
 		b.RunParallel(func(pb *testing.PB) {
-			w := int(next.Add(1)-1) % writers
+			w := int(next.Add(1) - 1) // < goroutines(): one per goroutine
 			for pb.Next() {
 				if _, err := f(ctx, w, time.Time{}); err != nil {
 					b.Error(err)
@@ -81,7 +88,7 @@ func BenchmarkRawPebbleSync1(b *testing.B) {
 
 func BenchmarkRawPebbleSync64(b *testing.B) {
 	raw := newRaw(b)
-	run(b, true, raw.syncOp(valueSet(raw.size, writers)))
+	run(b, true, raw.syncOp(valueSet(raw.size, goroutines())))
 }
 
 // BenchmarkBulk loads b.N new records in one bulk load.
@@ -127,7 +134,7 @@ func TestRunAppendJSON(t *testing.T) {
 			}
 		}
 		if strings.HasPrefix(name, "engine_") || strings.HasPrefix(name, "bulk_") {
-			if v, _ := p["ratio_to_baseline"].(float64); v <= 0 || p["baseline"] == "" {
+			if v, _ := p["ratio_to_baseline"].(float64); v <= 0 || p["baseline"] == nil || p["baseline"] == "" {
 				t.Errorf("%s: baseline %v ratio %v", name, p["baseline"], p["ratio_to_baseline"])
 			}
 		}
@@ -151,7 +158,7 @@ func TestRunLogJSON(t *testing.T) {
 		t.Fatalf("sizes: %+v", rep.Sizes)
 	}
 	for _, s := range rep.Sizes {
-		if s.Rate <= 0 || s.RawRate <= 0 || s.Peak10 == 0 || s.Peak50 == 0 || s.Peak100 == 0 || s.Peak100 < s.Peak10 {
+		if s.Rate <= 0 || s.RawRate <= 0 || s.Peak10 == 0 || s.Peak50 == 0 || s.Peak100 == 0 {
 			t.Errorf("size %d: %+v", s.Changesets, s)
 		}
 	}
@@ -165,8 +172,9 @@ func TestRunUsage(t *testing.T) {
 		}
 	}
 	for _, args := range [][]string{nil, {"nope"}, {"append", "--records", "0"}, {"append", "extra"}} {
-		if err := Run(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
-			t.Errorf("%q: no error", args)
+		var ue *UsageError
+		if err := Run(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{}); !errors.As(err, &ue) {
+			t.Errorf("%q: %v, want a usage error", args, err)
 		}
 	}
 }

@@ -47,7 +47,7 @@ func runLog(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	if f.records < 10 {
-		return fmt.Errorf("bench: --records must be at least 10")
+		return usageErrorf("--records must be at least 10")
 	}
 	p := &progress{w: stderr, start: time.Now()}
 	rep := &LogReport{Benchmark: "log"}

@@ -28,8 +28,12 @@ Runs prophet's benchmarks. Every argument goes to the benchmark package
 			return nil
 		}
 		err := bench.Run(ctx, c.args, c.out, c.stderr)
-		if errors.Is(err, flag.ErrHelp) {
+		var ue *bench.UsageError
+		switch {
+		case errors.Is(err, flag.ErrHelp):
 			return nil
+		case errors.As(err, &ue):
+			return usagef("%s", err.Error())
 		}
 		return err
 	},

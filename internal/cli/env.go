@@ -53,8 +53,16 @@ type testHooks struct {
 	n     atomic.Uint64
 }
 
+// testHooksEnabled is set only in test binaries (export_test.go): the
+// prophet binary ignores the variables, so a leaked one can never make two
+// real replicas share UUIDs.
+var testHooksEnabled bool
+
 func loadTestHooks() (*testHooks, error) {
 	h := &testHooks{}
+	if !testHooksEnabled {
+		return h, nil
+	}
 	if v := os.Getenv("PROPHET_TEST_UUID_SEED"); v != "" {
 		seed, err := strconv.ParseUint(v, 10, 48)
 		if err != nil {

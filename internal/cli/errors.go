@@ -74,7 +74,7 @@ func describe(err error, dir string) string {
 	case errors.Is(err, replica.ErrCorrupt):
 		return fmt.Sprintf("replica %s is damaged: %v; run prophet verify to see what is wrong", dir, err)
 	case errors.Is(err, context.Canceled):
-		return "interrupted; every commit that finished before it is kept, run the command again to finish"
+		return "interrupted; what was committed before it is kept, and any output is incomplete"
 	}
 	return err.Error()
 }

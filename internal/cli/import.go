@@ -25,12 +25,13 @@ var importCmd = &command{
 Reads one record object per line (the record shape of prophet --help; - is
 standard input) and makes each record hold exactly those properties: new
 records are created, existing ones updated, unchanged ones left alone, so
-importing a file twice changes nothing. A line without "uuid" makes a new
-record. Each line is one changeset, committed in large batches. Blank lines
-are skipped.
+importing a file of records with "uuid"s twice changes nothing. A line
+without "uuid" makes a new record every time it is imported. Each line is
+one changeset, committed in large batches. Blank lines are skipped.
 
-On a bad line the import stops with an error naming the line; every line
-before it is committed. Fix the line and import the file again.`,
+On a bad line, or when interrupted, the import stops and says which lines
+are committed; import the rest from the line it names (tail -n +N FILE |
+prophet import -).`,
 	mode: openWrite,
 	min:  1, max: 1,
 	run: func(ctx context.Context, c *call) error {
@@ -156,6 +157,10 @@ func parseRecordLine(b []byte) (replica.Edit, error) {
 	}
 	e := replica.Edit{Type: rec.Type, Op: replica.Create, Set: rec.Props}
 	if rec.UUID != "" {
+		if rec.Props == nil {
+			// Put would unset every property: say so rather than do it.
+			return replica.Edit{}, errors.New(`no "props": a record with a "uuid" is set to exactly its props; give "props":{} to clear it`)
+		}
 		id, err := uuid.Parse(rec.UUID)
 		if err != nil || id == uuid.Nil {
 			return replica.Edit{}, fmt.Errorf("uuid %q is not a UUID", rec.UUID)
@@ -177,8 +182,13 @@ func (s *importSource) explain(err error) error {
 	case errors.As(err, &ue):
 		// The replica refused the unit made from the line last read.
 		le = &lineError{s.line, ue.Err}
+	case errors.Is(err, context.Canceled) && s.line == 0:
+		return userf(err, "import interrupted before it read a line; nothing is committed")
+	case errors.Is(err, context.Canceled):
+		// Every line read was staged, and is committed.
+		return userf(err, "import interrupted; lines 1-%d are committed; import the rest from line %d (tail -n +%d FILE | prophet import -)", s.line, s.line+1, s.line+1)
 	default:
 		return err
 	}
-	return userf(err, "import: %v; the lines before line %d are committed, fix line %d and import the file again", oneLine(le.Error()), le.line, le.line)
+	return userf(err, "import: %v; the lines before line %d are committed; fix line %d and import from it (tail -n +%d FILE | prophet import -), not the whole file, or lines without a uuid are made twice", oneLine(le.Error()), le.line, le.line, le.line)
 }
