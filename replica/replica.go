@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -92,7 +93,7 @@ func Init(dir string, database uuid.UUID, opts *Options) (*Replica, error) {
 	if err := o.FS.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("replica: create %s: %w", dir, err)
 	}
-	lock, err := acquire(o.FS, dir, o.LockWait)
+	lock, err := acquire(context.Background(), o.FS, dir, o.LockWait)
 	if err != nil {
 		return nil, err
 	}
@@ -132,6 +133,12 @@ func Init(dir string, database uuid.UUID, opts *Options) (*Replica, error) {
 // Open opens the replica in dir. It fails with ErrNoReplica if there is none
 // and with ErrInUse if another process has it open.
 func Open(dir string, opts *Options) (*Replica, error) {
+	return OpenContext(context.Background(), dir, opts)
+}
+
+// OpenContext is Open, except that waiting for the lock (Options.LockWait)
+// ends early, with ctx's error, when ctx is done.
+func OpenContext(ctx context.Context, dir string, opts *Options) (*Replica, error) {
 	o, err := opts.resolve()
 	if err != nil {
 		return nil, err
@@ -142,7 +149,7 @@ func Open(dir string, opts *Options) (*Replica, error) {
 		}
 		return nil, fmt.Errorf("replica: %s: %w", dir, err)
 	}
-	lock, err := acquire(o.FS, dir, o.LockWait)
+	lock, err := acquire(ctx, o.FS, dir, o.LockWait)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +182,7 @@ func open(dir string, o *Options, db *pebble.DB, lock io.Closer) (*Replica, erro
 // process to let go, and turns the OS's "resource temporarily unavailable"
 // into an *InUseError that names the replica and, when it can, the process
 // holding it.
-func acquire(fs vfs.FS, dir string, wait time.Duration) (io.Closer, error) {
+func acquire(ctx context.Context, fs vfs.FS, dir string, wait time.Duration) (io.Closer, error) {
 	deadline := time.Now().Add(wait)
 	for {
 		lock, err := fs.Lock(filepath.Join(dir, lockFile))
@@ -201,7 +208,11 @@ func acquire(fs vfs.FS, dir string, wait time.Duration) (io.Closer, error) {
 			}
 			return nil, e
 		}
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }
 

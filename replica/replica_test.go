@@ -529,3 +529,18 @@ func TestUseAfterClose(t *testing.T) {
 		t.Fatal("Log after Close did not fail with ErrClosed")
 	}
 }
+
+// Waiting for the lock ends when the context does.
+func TestOpenContextCancelsLockWait(t *testing.T) {
+	dir := t.TempDir()
+	r, err := replica.Init(dir, uuid.Nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := replica.OpenContext(c, dir, &replica.Options{LockWait: time.Hour}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("open with a cancelled wait: %v", err)
+	}
+}

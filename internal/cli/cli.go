@@ -120,7 +120,7 @@ func (c *call) exec(ctx context.Context, runFn runFunc) error {
 	if err := c.prepare(ctx); err != nil {
 		return err
 	}
-	if err := c.open(); err != nil {
+	if err := c.open(ctx); err != nil {
 		return err
 	}
 	err := runFn(ctx, c)
@@ -157,11 +157,11 @@ func (c *call) prepare(ctx context.Context) error {
 	return nil
 }
 
-func (c *call) open() error {
+func (c *call) open(ctx context.Context) error {
 	if c.cmd.mode == openNothing {
 		return nil
 	}
-	r, err := replica.Open(c.dir, &c.opts)
+	r, err := replica.OpenContext(ctx, c.dir, &c.opts)
 	if err != nil {
 		return err
 	}
