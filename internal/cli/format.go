@@ -109,3 +109,11 @@ func (c *call) writeErr() error {
 	_, err := c.out.Write(nil)
 	return err
 }
+
+// count is "1 record", "2 records".
+func count(n uint64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

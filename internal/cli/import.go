@@ -56,8 +56,8 @@ prophet import -).`,
 		if err != nil {
 			return src.explain(err)
 		}
-		_, err = fmt.Fprintf(c.out, "imported %d records: %d changed, %d unchanged\n",
-			res.Units, res.Changesets, res.Units-res.Changesets)
+		_, err = fmt.Fprintf(c.out, "imported %s: %d changed, %d unchanged\n",
+			count(uint64(res.Units), "record"), res.Changesets, res.Units-res.Changesets)
 		return err
 	},
 }

@@ -34,7 +34,7 @@ exits 1 if there is any. With --json, the verify shape of prophet --help.`,
 				fmt.Fprintf(c.out, "… and %d more problems\n", rep.Truncated)
 			}
 			if len(problems) == 0 {
-				fmt.Fprintf(c.out, "ok: %d changesets, %d records\n", rep.Changesets, rep.Records)
+				fmt.Fprintf(c.out, "ok: %s, %s\n", count(rep.Changesets, "changeset"), count(rep.Records, "record"))
 			}
 		}
 		if n := len(problems) + rep.Truncated; n > 0 {
