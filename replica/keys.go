@@ -98,18 +98,17 @@ func readLP(b []byte) (string, []byte, error) {
 	return string(b[k : k+int(n)]), b[k+int(n):], nil
 }
 
-// splitTypeUUID parses the lp(type) uuid16 that follows the prefix byte of
-// R, H and U keys; rest is what follows the UUID.
-func splitTypeUUID(key []byte) (typ string, id uuid.UUID, rest []byte, err error) {
-	typ, b, err := readLP(key[1:])
+// keyUUID parses the record UUID that follows prefix byte and lp(type) in
+// R and H keys.
+func keyUUID(key []byte) (uuid.UUID, error) {
+	_, b, err := readLP(key[1:])
 	if err != nil {
-		return "", uuid.Nil, nil, err
+		return uuid.Nil, err
 	}
 	if len(b) < 16 {
-		return "", uuid.Nil, nil, fmt.Errorf("%w: short key %x", ErrCorrupt, key)
+		return uuid.Nil, fmt.Errorf("%w: short key %x", ErrCorrupt, key)
 	}
-	copy(id[:], b[:16])
-	return typ, id, b[16:], nil
+	return uuid.UUID(b[:16]), nil
 }
 
 func u64(b []byte) (uint64, error) {

@@ -113,7 +113,7 @@ func (li *LogIter) ID() (changeset.ID, error) { return changeset.PeekID(li.it.Va
 
 // Changeset decodes the current changeset.
 func (li *LogIter) Changeset() (*changeset.Changeset, error) {
-	return li.r.decodeEntry(li.seq, bytes.Clone(li.it.Value()))
+	return li.r.decodeEntry(li.seq, li.it.Value()) // Decode keeps no reference to it
 }
 
 // Err is the error that stopped the iteration, if any.

@@ -81,7 +81,13 @@ func (r *Replica) everSeen(typ string, id uuid.UUID) (bool, error) {
 // maxIntegrated is the highest origin sequence number the log holds from
 // origin (0 if none).
 func (r *Replica) maxIntegrated(origin uuid.UUID) (uint64, error) {
-	lo := append([]byte{prefixOrigin}, origin[:]...)
+	return r.lastSeqUnder(append([]byte{prefixOrigin}, origin[:]...))
+}
+
+// lastSeqUnder returns the big-endian uint64 that ends the last key with
+// prefix lo (0 if there is none): the last log entry, or the highest
+// origin sequence in the identity index.
+func (r *Replica) lastSeqUnder(lo []byte) (uint64, error) {
 	it, err := r.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
 	if err != nil {
 		return 0, err
@@ -90,7 +96,7 @@ func (r *Replica) maxIntegrated(origin uuid.UUID) (uint64, error) {
 	if !it.Last() {
 		return 0, it.Error()
 	}
-	return u64(it.Key()[17:])
+	return u64(it.Key()[len(lo):])
 }
 
 func (r *Replica) toRecord(typ string, id uuid.UUID, s *state) (*Record, error) {
@@ -136,7 +142,7 @@ func (r *Replica) List(typ string, filter map[string]string, fn func(*Record) er
 		}
 		defer it.Close()
 		for it.First(); it.Valid(); it.Next() {
-			_, id, _, err := splitTypeUUID(it.Key())
+			id, err := keyUUID(it.Key())
 			if err != nil {
 				return err
 			}
@@ -278,7 +284,7 @@ func (r *Replica) ResolveID(typ, s string) (uuid.UUID, error) {
 	var cands []Candidate
 	more := false
 	for valid := it.First(); valid; {
-		_, id, _, err := splitTypeUUID(it.Key())
+		id, err := keyUUID(it.Key())
 		if err != nil {
 			return uuid.Nil, err
 		}

@@ -322,7 +322,7 @@ func (r *Replica) load() error {
 	} else if !errors.Is(err, pebble.ErrNotFound) {
 		return err
 	}
-	last, err := r.lastSeq()
+	last, err := r.lastSeqUnder([]byte{prefixLog})
 	if err != nil {
 		return err
 	}
@@ -332,18 +332,6 @@ func (r *Replica) load() error {
 	}
 	r.types, err = r.loadTypes()
 	return err
-}
-
-func (r *Replica) lastSeq() (uint64, error) {
-	it, err := r.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixLog}, UpperBound: []byte{prefixLog + 1}})
-	if err != nil {
-		return 0, err
-	}
-	defer it.Close()
-	if !it.Last() {
-		return 0, it.Error()
-	}
-	return u64(it.Key()[1:])
 }
 
 // UUID is this replica's own UUID.

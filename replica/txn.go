@@ -275,23 +275,20 @@ func (u *unit) append(cs *changeset.Changeset, local bool) error {
 
 func (u *unit) setTickets(set map[uuid.UUID]uint64) error {
 	for origin, v := range set {
-		max := u.seq // our own changesets: OriginSeq is Seq
+		held := u.seq // our own changesets: OriginSeq is Seq
 		if origin != u.t.c.r.id {
 			var err error
-			if max, err = u.t.c.r.maxIntegrated(origin); err != nil {
+			if held, err = u.t.c.r.maxIntegrated(origin); err != nil {
 				return err
 			}
 			// ...and what batches not yet applied hold from it.
-			for _, p := range append(slices.Clone(u.t.c.pending), u.t) {
-				for id := range p.ids {
-					if id.Origin == origin {
-						max = maxSeq(max, id.Seq)
-					}
-				}
+			for _, p := range u.t.c.pending {
+				held = max(held, maxFrom(p.ids, origin))
 			}
+			held = max(held, maxFrom(u.t.ids, origin))
 		}
-		if v > max {
-			return fmt.Errorf("replica: ticket %s = %d is ahead of the log, which holds changesets from it up to %d", origin, v, max)
+		if v > held {
+			return fmt.Errorf("replica: ticket %s = %d is ahead of the log, which holds changesets from it up to %d", origin, v, held)
 		}
 	}
 	u.set = set
@@ -401,7 +398,16 @@ func diffProps(old, new []Prop, del, add func(Prop)) {
 // typeStatsValue is the S value: next LUID, then live count.
 func typeStatsValue(s typeStats) []byte { return appendU64(appendU64(nil, s.NextLUID), s.Live) }
 
-func maxSeq(a, b uint64) uint64 { return max(a, b) }
+// maxFrom is the highest sequence number from origin among ids (0: none).
+func maxFrom(ids map[changeset.ID]bool, origin uuid.UUID) uint64 {
+	var m uint64
+	for id := range ids {
+		if id.Origin == origin {
+			m = max(m, id.Seq)
+		}
+	}
+	return m
+}
 
 // keyWriter is what putRecord writes to: a Pebble batch (verify's replay) or
 // an opBuffer (the commit path).
