@@ -102,8 +102,8 @@ func newCommitter(r *Replica) *committer {
 		tickets: maps.Clone(r.tickets),
 		types:   maps.Clone(r.types),
 		dig:     r.dig,
-		applyq:  make(chan *inflight, 2),
-		syncq:   make(chan *inflight, 4),
+		applyq:  make(chan *inflight, 0),
+		syncq:   make(chan *inflight, 2),
 	}
 	c.wg.Add(3)
 	go c.run()
