@@ -47,11 +47,12 @@ import (
 
 // request is one unit sent to the committer.
 type request struct {
-	ctx   context.Context
-	edits []Edit                 // a local changeset from these edits, or
-	css   []*changeset.Changeset // changesets to integrate, all or none, or
-	bulk  func() (*Unit, error)  // a bulk load, or
-	set   map[uuid.UUID]uint64   // tickets to set
+	ctx    context.Context
+	edits  []Edit                 // a local changeset from these edits, or
+	css    []*changeset.Changeset // changesets to integrate, all or none, or
+	settle Settler                // settles their conflicts (nil: refuse them)
+	bulk   func() (*Unit, error)  // a bulk load, or
+	set    map[uuid.UUID]uint64   // tickets to set
 
 	done       chan struct{}
 	out        []*changeset.Changeset // what was committed
@@ -88,6 +89,7 @@ type committer struct {
 
 	// owned by the committer goroutine
 	seq     uint64
+	hlc     int64
 	tickets map[uuid.UUID]uint64
 	types   map[string]typeStats
 	dig     digest
@@ -99,6 +101,7 @@ func newCommitter(r *Replica) *committer {
 		reqs:    make(chan *request, 1024),
 		quit:    make(chan struct{}),
 		seq:     r.durable.Load(),
+		hlc:     r.hlc,
 		tickets: maps.Clone(r.tickets),
 		types:   maps.Clone(r.types),
 		dig:     r.dig,
@@ -254,7 +257,7 @@ func (c *committer) commit(t *txn, reqs []*request) {
 		t.flushMeta()
 	}
 	t.applied = make(chan struct{})
-	c.seq, c.dig = t.seq, t.dig
+	c.seq, c.dig, c.hlc = t.seq, t.dig, t.hlc
 	maps.Copy(c.tickets, t.tickets)
 	maps.Copy(c.types, t.types)
 	c.prune()
@@ -320,7 +323,7 @@ func (c *committer) syncer() {
 			c.syncs.Add(1)
 			c.changesets.Add(uint64(f.t.n))
 			r.mu.Lock()
-			r.dig = f.t.dig
+			r.dig, r.hlc = f.t.dig, f.t.hlc
 			maps.Copy(r.tickets, f.t.tickets)
 			maps.Copy(r.types, f.t.types)
 			r.mu.Unlock()
@@ -363,7 +366,7 @@ func (c *committer) stage(t *txn, req *request) error {
 			return err
 		}
 	case req.css != nil:
-		if err := u.integrate(req.css); err != nil {
+		if err := u.integrate(req.css, req.settle); err != nil {
 			return err
 		}
 	case req.set != nil:
@@ -410,11 +413,28 @@ func (r *Replica) Integrate(ctx context.Context, css ...*changeset.Changeset) (a
 	return req.out, req.skip, nil
 }
 
+// IntegrateSettled is Integrate, except that a changeset from elsewhere that
+// conflicts is settled by settle (settle.go): the unit then also holds the
+// nullification and the resolution, right around the changeset.
+func (r *Replica) IntegrateSettled(ctx context.Context, settle Settler, css ...*changeset.Changeset) (appended []*changeset.Changeset, skipped int, err error) {
+	if len(css) == 0 {
+		return nil, 0, nil
+	}
+	req := &request{ctx: ctx, css: css, settle: settle}
+	if err := r.submit(req); err != nil {
+		return nil, 0, err
+	}
+	return req.out, req.skip, nil
+}
+
 // Unit is one atomic piece of a bulk load: either a local changeset made from
 // Edits, or Changesets to integrate, all or none.
 type Unit struct {
 	Edits      []Edit
 	Changesets []*changeset.Changeset
+	// Settle settles the conflicts of Changesets (nil: a conflict fails
+	// the unit with a *ConflictError).
+	Settle Settler
 }
 
 // BulkResult counts what a bulk load did.
@@ -467,7 +487,7 @@ func (c *committer) runBulk(req *request) {
 		if unit.Edits != nil {
 			_, err = u.edits(unit.Edits)
 		} else {
-			err = u.integrate(unit.Changesets)
+			err = u.integrate(unit.Changesets, unit.Settle)
 		}
 		if err != nil {
 			finish(&UnitError{Unit: res.Units, Err: err})

@@ -110,48 +110,76 @@ func (e *ConflictError) Error() string {
 
 func (e *ConflictError) Unwrap() error { return ErrConflict }
 
-// applyChange computes the state after ch, refusing it if it does not apply
-// cleanly to cur (nil: no live record). cur is not modified. This is the
-// replica's one definition of what a change does; verify replays the log
-// with it.
-func applyChange(id changeset.ID, cs *changeset.Changeset, ch *changeset.Change, cur *state) (*state, error) {
-	conflict := func(reason string) error {
+// check reports whether ch applies cleanly to the visible state cur (nil: no
+// live record): an add needs no live record, an update or delete a live one
+// whose values are the change's old values, and a delete must list every
+// property. This is conflict detection (DESIGN.md, "Merge").
+func check(id changeset.ID, ch *changeset.Change, cur *state) error {
+	conflict := func(reason string) *ConflictError {
 		return &ConflictError{ID: id, Type: ch.RecordType, Record: ch.Record, Op: ch.Op, Reason: reason}
 	}
 	switch ch.Op {
 	case changeset.Add:
 		if cur != nil {
-			return nil, conflict("the record already exists")
+			return conflict("the record already exists")
 		}
-		next := &state{Creator: cs.Creator, Origin: cs.Origin, Created: cs.Created.UnixNano()}
-		for _, p := range ch.Props {
-			next.set(p.Name, p.New)
-		}
-		return next, nil
+		return nil
 	case changeset.Update, changeset.Delete:
 		if cur == nil {
-			return nil, conflict("the record does not exist")
+			return conflict("the record does not exist")
 		}
 		for _, p := range ch.Props {
 			if have := cur.get(p.Name); have != p.Old {
-				e := conflict("an old value does not match").(*ConflictError)
+				e := conflict("an old value does not match")
 				e.Prop, e.Expected, e.Actual = p.Name, p.Old, have
-				return nil, e
+				return e
 			}
 		}
-		if ch.Op == changeset.Delete {
-			// Every listed property matched a (non-empty) current value,
-			// so equal counts mean it lists exactly the record's.
-			if len(ch.Props) != len(cur.Props) {
-				return nil, conflict("the delete does not list every property the record has")
-			}
-			return nil, nil
+		// Every listed property matched a (non-empty) current value, so
+		// equal counts mean it lists exactly the record's.
+		if ch.Op == changeset.Delete && len(ch.Props) != len(cur.Props) {
+			return conflict("the delete does not list every property the record has")
 		}
-		next := cur.clone()
-		for _, p := range ch.Props {
-			next.set(p.Name, p.New)
-		}
-		return next, nil
+		return nil
 	}
-	return nil, conflict("unknown change type")
+	return conflict("unknown change type")
+}
+
+// applyChange returns the state after ch, written by cs, on top of cur (nil:
+// never seen). With checked, it first refuses a change that does not apply
+// cleanly to the visible state (check). The writes themselves are
+// last-writer-wins by stamp: an add or delete writes the live register, and
+// every property change its property's register (a delete leaves the
+// property registers alone, so an update that wins against the delete can
+// bring them back). cur is not modified. This is the replica's one
+// definition of what a change does; verify replays the log with it.
+func applyChange(cs *changeset.Changeset, ch *changeset.Change, cur *state, checked bool) (*state, error) {
+	if checked {
+		if err := check(cs.ID(), ch, cur.visible()); err != nil {
+			return nil, err
+		}
+	}
+	var next *state
+	if cur != nil {
+		next = cur.clone()
+	} else {
+		next = &state{}
+	}
+	k := stampOf(cs)
+	switch ch.Op {
+	case changeset.Add, changeset.Delete:
+		if k.cmp(next.LiveK) > 0 || (cur == nil) {
+			next.Live, next.LiveK = ch.Op == changeset.Add, k
+			if ch.Op == changeset.Add {
+				next.Creator, next.Origin, next.Created = cs.Creator, cs.Origin, k.T
+			}
+		}
+	}
+	if ch.Op != changeset.Delete {
+		for _, p := range ch.Props {
+			next.write(p.Name, p.New, k)
+		}
+	}
+	next.derive()
+	return next, nil
 }

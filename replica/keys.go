@@ -16,11 +16,10 @@ const (
 	prefixLog     = 'L' // L seq8                          -> canonical changeset bytes
 	prefixOrigin  = 'O' // O origin16 originSeq8           -> seq8 (identity index; changesets from other origins only)
 	prefixTicket  = 'T' // T origin16                      -> seq8 (merge ticket)
-	prefixRecord  = 'R' // R lp(type) uuid16               -> record state (state.go)
+	prefixRecord  = 'R' // R lp(type) uuid16               -> record state, live or deleted (state.go)
 	prefixHistory = 'H' // H lp(type) uuid16 seq8          -> "" (changesets touching a record)
 	prefixProp    = 'P' // P lp(type) lp(name) lp(value) uuid16 -> "" (property index)
 	prefixLUID    = 'N' // N lp(type) luid8                -> uuid16 (a live record's LUID is in its state)
-	prefixGone    = 'U' // U lp(type) uuid16               -> luid8 (LUID of a deleted record)
 	prefixType    = 'S' // S lp(type)                      -> type stats (next LUID, live count)
 )
 
@@ -30,10 +29,11 @@ const (
 	metaFormat       = "format"
 	metaDigest       = "digest"
 	metaCreated      = "created"
+	metaHLC          = "hlc" // int64: the greatest Created in the log (the hybrid logical clock)
 )
 
 // formatVersion is the key-layout version in M format. Open refuses others.
-const formatVersion = 1
+const formatVersion = 2
 
 func appendU64(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, v) }
 
@@ -70,8 +70,6 @@ func propPrefix(typ, name, value string) []byte {
 func propKey(typ, name, value string, id uuid.UUID) []byte {
 	return append(propPrefix(typ, name, value), id[:]...)
 }
-
-func goneKey(typ string, id uuid.UUID) []byte { return append(typePrefix(prefixGone, typ), id[:]...) }
 
 func luidRevKey(typ string, luid uint64) []byte { return appendU64(typePrefix(prefixLUID, typ), luid) }
 
@@ -119,3 +117,8 @@ func u64(b []byte) (uint64, error) {
 }
 
 func errCorruptKey(k []byte) error { return fmt.Errorf("%w: malformed key %x", ErrCorrupt, k) }
+
+func i64(b []byte) (int64, error) {
+	v, err := u64(b)
+	return int64(v), err
+}

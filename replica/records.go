@@ -54,7 +54,8 @@ func (r *Replica) has(key []byte) (bool, error) {
 	return ok, err
 }
 
-// readState returns a record's state, nil if it is not live.
+// readState returns a record's state, live or not, nil if the replica never
+// saw it.
 func (r *Replica) readState(typ string, id uuid.UUID) (*state, error) {
 	v, ok, err := r.get(recordKey(typ, id))
 	if err != nil || !ok {
@@ -113,7 +114,7 @@ func (r *Replica) Get(typ string, id uuid.UUID) (*Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s == nil {
+	if s.visible() == nil {
 		return nil, fmt.Errorf("%w: no live %s %s", ErrNotFound, typ, id)
 	}
 	return r.toRecord(typ, id, s)
@@ -150,6 +151,9 @@ func (r *Replica) List(typ string, filter map[string]string, fn func(*Record) er
 			if err != nil {
 				return err
 			}
+			if !s.Live {
+				continue
+			}
 			if err := r.emit(typ, id, s, filter, fn); err != nil {
 				return err
 			}
@@ -172,7 +176,7 @@ func (r *Replica) List(typ string, filter map[string]string, fn func(*Record) er
 		if err != nil {
 			return err
 		}
-		if s == nil {
+		if s.visible() == nil {
 			return fmt.Errorf("%w: property index names %s %s, which is not live (run prophet verify)", ErrCorrupt, typ, id)
 		}
 		if err := r.emit(typ, id, s, filter, fn); err != nil {
@@ -322,17 +326,10 @@ func (r *Replica) LUID(typ string, id uuid.UUID) (uint64, error) {
 		return 0, err
 	}
 	s, err := r.readState(typ, id)
-	if err != nil || s != nil {
-		if s == nil {
-			return 0, err
-		}
-		return s.LUID, nil
-	}
-	v, ok, err := r.get(goneKey(typ, id))
-	if err != nil || !ok {
+	if err != nil || s == nil {
 		return 0, err
 	}
-	return u64(v)
+	return s.LUID, nil
 }
 
 func sortCounts(c []TypeCount) {

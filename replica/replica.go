@@ -56,6 +56,7 @@ type Replica struct {
 	tickets map[uuid.UUID]uint64
 	types   map[string]typeStats
 	dig     digest
+	hlc     int64 // the hybrid logical clock: the greatest Created in the log, Unix ns
 
 	c *committer // nil when ReadOnly
 
@@ -319,6 +320,13 @@ func (r *Replica) load() error {
 			return fmt.Errorf("%w: digest of %d bytes", ErrCorrupt, len(v))
 		}
 		r.dig = digestFromBytes(v)
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return err
+	}
+	if v, err := get(metaHLC); err == nil {
+		if r.hlc, err = i64(v); err != nil {
+			return fmt.Errorf("%w: clock: %v", ErrCorrupt, err)
+		}
 	} else if !errors.Is(err, pebble.ErrNotFound) {
 		return err
 	}

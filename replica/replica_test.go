@@ -327,20 +327,32 @@ func TestIntegrate(t *testing.T) {
 	if b.LatestSeq() != before || b.Ticket(theirs.Origin) != 0 {
 		t.Fatalf("a failed unit left changesets (%d -> %d) or a ticket", before, b.LatestSeq())
 	}
-	// With a nullification first (what merge does), the same changeset
-	// applies, all three in one unit.
-	null := &changeset.Changeset{Created: time.Unix(1, 0), IsNullification: true,
-		Changes: []changeset.Change{{RecordType: "bug", Record: id, Op: changeset.Update,
-			Props: []changeset.PropChange{{Name: "status", Old: "open", New: "new"}}}}}
-	resolution := &changeset.Changeset{Created: time.Unix(1, 0), IsResolution: true,
-		Changes: []changeset.Change{{RecordType: "bug", Record: id, Op: changeset.Update,
-			Props: []changeset.PropChange{{Name: "status", Old: "closed", New: "open"}}}}}
-	out, _, err = b.Integrate(ctx, null, theirs, resolution)
-	if err != nil || len(out) != 3 || out[0].Origin != b.UUID() || out[0].OriginSeq != out[0].Seq {
-		t.Fatalf("nullify+integrate+resolve: %v, %v", out, err)
+	// Settled (what merge does), the same changeset lands between a
+	// nullification and a resolution, all three in one unit; the settler
+	// sees the conflict as both sides would.
+	var seen []replica.Conflict
+	mine := func(_ *changeset.Changeset, cs []replica.Conflict) ([]replica.Outcome, error) {
+		seen = cs
+		out := make([]replica.Outcome, len(cs))
+		for i := range cs {
+			out[i] = cs[i].Target
+		}
+		return out, nil
+	}
+	out, _, err = b.IntegrateSettled(ctx, mine, theirs)
+	if err != nil || len(out) != 3 || !out[0].IsNullification || out[1].ID() != theirs.ID() || !out[2].IsResolution || out[0].Origin != b.UUID() {
+		t.Fatalf("settled: %v, %v", out, err)
+	}
+	if len(seen) != 1 || seen[0].Record != id || fmt.Sprint(seen[0].Base, seen[0].Source, seen[0].Target) != "[{status new}] {true [{status closed}]} {true [{status open}]}" {
+		t.Fatalf("the settler saw %+v", seen)
 	}
 	if rec, _ := b.Get("bug", id); rec.Get("status") != "open" || b.Ticket(theirs.Origin) != 1 {
 		t.Fatalf("after resolution: %s, ticket %d", propsOf(rec), b.Ticket(theirs.Origin))
+	}
+	// The resolution is newer than everything: it wins wherever the three
+	// travel, in whatever order they arrive.
+	if !out[2].Created.After(out[1].Created) || !out[2].Created.After(out[0].Created) {
+		t.Fatalf("resolution at %v is not after %v and %v", out[2].Created, out[0].Created, out[1].Created)
 	}
 	mustVerify(t, b)
 }

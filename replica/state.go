@@ -2,6 +2,7 @@ package replica
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/prophet-sync/prophet/changeset"
 )
 
 // Prop is one property of a record. Value is never "" (absent properties are
@@ -21,13 +24,65 @@ type Prop struct {
 	Value string
 }
 
-// state is the materialized state of one live record, the value of its R key.
+// stamp orders every write to a record for last-writer-wins (DESIGN.md,
+// "Merge"): the changeset's creation time, which the hybrid logical clock
+// makes greater than that of every changeset its replica held when it was
+// made, then its origin and origin sequence number to break ties. Every
+// replica compares the same stamps, so the winner of each register is the
+// same everywhere, whatever order the changesets arrived in.
+type stamp struct {
+	T int64 // Created, Unix ns
+	O uuid.UUID
+	S uint64 // OriginSeq
+}
+
+func stampOf(cs *changeset.Changeset) stamp {
+	return stamp{T: cs.Created.UnixNano(), O: cs.Origin, S: cs.OriginSeq}
+}
+
+func (a stamp) cmp(b stamp) int {
+	if c := cmp.Compare(a.T, b.T); c != 0 {
+		return c
+	}
+	if c := bytes.Compare(a.O[:], b.O[:]); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.S, b.S)
+}
+
+// reg is one property register: the value of its last writer (by stamp),
+// "" for absent.
+type reg struct {
+	Name  string
+	Value string
+	K     stamp
+}
+
+// state is the value of a record's R key: every register of the record, live
+// or not, and the visible state derived from them. A record is a set of
+// last-writer-wins registers: one for being live (written by adds and
+// deletes) and one per property. A live record shows the properties whose
+// writer is not older than the add that made it live, so a record deleted
+// and added again does not show the properties of its earlier life.
 type state struct {
 	Creator string    // creator of the changeset that added the record
 	Origin  uuid.UUID // replica that wrote that changeset
 	Created int64     // its creation time, Unix ns
-	LUID    uint64    // assigned when the record became live here
-	Props   []Prop    // sorted by Name, values non-empty
+	LUID    uint64    // assigned when the record last became live here
+	Live    bool
+	LiveK   stamp // writer of Live
+	Regs    []reg // sorted by Name
+	// Props is the visible state: for a live record, the registers with a
+	// value whose writer is not older than LiveK. Derived, not stored.
+	Props []Prop
+}
+
+// visible returns s if it is a live record, else nil.
+func (s *state) visible() *state {
+	if s == nil || !s.Live {
+		return nil
+	}
+	return s
 }
 
 func (s *state) get(name string) string {
@@ -38,40 +93,79 @@ func (s *state) get(name string) string {
 	return s.Props[i].Value
 }
 
-// set sets name to value; "" removes it. s.Props stays sorted.
-func (s *state) set(name, value string) {
-	i, ok := slices.BinarySearchFunc(s.Props, name, func(p Prop, n string) int { return strings.Compare(p.Name, n) })
+// write sets register name to value if k is newer than its writer.
+func (s *state) write(name, value string, k stamp) {
+	i, ok := slices.BinarySearchFunc(s.Regs, name, func(r reg, n string) int { return strings.Compare(r.Name, n) })
 	switch {
-	case ok && value == "":
-		s.Props = slices.Delete(s.Props, i, i+1)
-	case ok:
-		s.Props[i].Value = value
-	case value != "":
-		s.Props = slices.Insert(s.Props, i, Prop{name, value})
+	case !ok:
+		s.Regs = slices.Insert(s.Regs, i, reg{name, value, k})
+	case k.cmp(s.Regs[i].K) > 0:
+		s.Regs[i].Value, s.Regs[i].K = value, k
+	}
+}
+
+// derive recomputes Props from the registers.
+func (s *state) derive() {
+	s.Props = s.Props[:0]
+	if !s.Live {
+		s.Props = nil
+		return
+	}
+	for _, r := range s.Regs {
+		if r.Value != "" && r.K.cmp(s.LiveK) >= 0 {
+			s.Props = append(s.Props, Prop{r.Name, r.Value})
+		}
 	}
 }
 
 func (s *state) clone() *state {
 	c := *s
+	c.Regs = slices.Clone(s.Regs)
 	c.Props = slices.Clone(s.Props)
 	return &c
 }
 
 // encodeState is the R value: msgpack [creator, origin bin16, created int,
-// luid uint, [name, value, name, value, ...]].
+// luid uint, live bool, live-writer index, [stamps: t, origin bin16, seq,
+// ...], [registers: name, value, writer index, ...]]. Stamps are stored
+// once each: a record's registers mostly share a few writers.
 func encodeState(s *state) []byte {
 	var buf bytes.Buffer
 	e := msgpack.NewEncoder(&buf)
 	e.UseCompactInts(true)
-	e.EncodeArrayLen(5)
+	var ks []stamp
+	idx := func(k stamp) int {
+		for i, x := range ks {
+			if x == k {
+				return i
+			}
+		}
+		ks = append(ks, k)
+		return len(ks) - 1
+	}
+	liveIdx := idx(s.LiveK)
+	regIdx := make([]int, len(s.Regs))
+	for i, r := range s.Regs {
+		regIdx[i] = idx(r.K)
+	}
+	e.EncodeArrayLen(8)
 	e.EncodeString(s.Creator)
 	e.EncodeBytes(s.Origin[:])
 	e.EncodeInt(s.Created)
 	e.EncodeUint(s.LUID)
-	e.EncodeArrayLen(2 * len(s.Props))
-	for _, p := range s.Props {
-		e.EncodeString(p.Name)
-		e.EncodeString(p.Value)
+	e.EncodeBool(s.Live)
+	e.EncodeInt(int64(liveIdx))
+	e.EncodeArrayLen(3 * len(ks))
+	for _, k := range ks {
+		e.EncodeInt(k.T)
+		e.EncodeBytes(k.O[:])
+		e.EncodeUint(k.S)
+	}
+	e.EncodeArrayLen(3 * len(s.Regs))
+	for i, r := range s.Regs {
+		e.EncodeString(r.Name)
+		e.EncodeString(r.Value)
+		e.EncodeInt(int64(regIdx[i]))
 	}
 	return buf.Bytes()
 }
@@ -82,38 +176,88 @@ func decodeState(b []byte) (*state, error) {
 		return nil, fmt.Errorf("%w: record state: %v", ErrCorrupt, err)
 	}
 	n, err := d.DecodeArrayLen()
-	if err != nil || n != 5 {
+	if err != nil || n != 8 {
 		return bad(fmt.Errorf("header %d, %v", n, err))
 	}
 	s := &state{}
 	if s.Creator, err = d.DecodeString(); err != nil {
 		return bad(err)
 	}
-	o, err := d.DecodeBytes()
-	if err != nil || len(o) != 16 {
+	if err := decodeUUID(d, &s.Origin); err != nil {
 		return bad(fmt.Errorf("origin: %v", err))
 	}
-	copy(s.Origin[:], o)
 	if s.Created, err = d.DecodeInt64(); err != nil {
 		return bad(err)
 	}
 	if s.LUID, err = d.DecodeUint64(); err != nil {
 		return bad(err)
 	}
+	if s.Live, err = d.DecodeBool(); err != nil {
+		return bad(err)
+	}
+	liveIdx, err := d.DecodeInt()
+	if err != nil {
+		return bad(err)
+	}
 	m, err := d.DecodeArrayLen()
-	if err != nil || m < 0 || m%2 != 0 || m > len(b) {
-		return bad(fmt.Errorf("props length %d: %v", m, err))
+	if err != nil || m < 0 || m%3 != 0 || m > len(b) {
+		return bad(fmt.Errorf("stamps length %d: %v", m, err))
 	}
-	s.Props = make([]Prop, m/2)
-	for i := range s.Props {
-		if s.Props[i].Name, err = d.DecodeString(); err != nil {
+	ks := make([]stamp, m/3)
+	for i := range ks {
+		if ks[i].T, err = d.DecodeInt64(); err != nil {
 			return bad(err)
 		}
-		if s.Props[i].Value, err = d.DecodeString(); err != nil {
+		if err := decodeUUID(d, &ks[i].O); err != nil {
+			return bad(err)
+		}
+		if ks[i].S, err = d.DecodeUint64(); err != nil {
 			return bad(err)
 		}
 	}
+	at := func(i int) (stamp, error) {
+		if i < 0 || i >= len(ks) {
+			return stamp{}, fmt.Errorf("stamp index %d of %d", i, len(ks))
+		}
+		return ks[i], nil
+	}
+	if s.LiveK, err = at(liveIdx); err != nil {
+		return bad(err)
+	}
+	if m, err = d.DecodeArrayLen(); err != nil || m < 0 || m%3 != 0 || m > len(b) {
+		return bad(fmt.Errorf("registers length %d: %v", m, err))
+	}
+	s.Regs = make([]reg, m/3)
+	for i := range s.Regs {
+		r := &s.Regs[i]
+		if r.Name, err = d.DecodeString(); err != nil {
+			return bad(err)
+		}
+		if r.Value, err = d.DecodeString(); err != nil {
+			return bad(err)
+		}
+		k, err := d.DecodeInt()
+		if err != nil {
+			return bad(err)
+		}
+		if r.K, err = at(k); err != nil {
+			return bad(err)
+		}
+	}
+	s.derive()
 	return s, nil
+}
+
+func decodeUUID(d *msgpack.Decoder, id *uuid.UUID) error {
+	b, err := d.DecodeBytes()
+	if err != nil {
+		return err
+	}
+	if len(b) != 16 {
+		return fmt.Errorf("%d bytes, want 16", len(b))
+	}
+	copy(id[:], b)
+	return nil
 }
 
 // digest is an order-independent hash of a set of records: the sum, modulo

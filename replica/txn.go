@@ -2,8 +2,10 @@ package replica
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/google/uuid"
@@ -27,11 +29,12 @@ type txn struct {
 	size int           // bytes of changesets staged
 	seq  uint64
 	dig  digest
+	hlc  int64
 
 	// applied is closed once the applier has applied b (commit.go).
 	applied chan struct{}
 
-	states  map[recKey]*state // nil value: no live record
+	states  map[recKey]*state // nil value: never seen
 	ids     map[changeset.ID]bool
 	tickets map[uuid.UUID]uint64
 	types   map[string]typeStats
@@ -39,7 +42,7 @@ type txn struct {
 
 func (c *committer) newTxn() *txn {
 	return &txn{
-		c: c, seq: c.seq, dig: c.dig,
+		c: c, seq: c.seq, dig: c.dig, hlc: c.hlc,
 		states: map[recKey]*state{}, ids: map[changeset.ID]bool{},
 		tickets: map[uuid.UUID]uint64{}, types: map[string]typeStats{},
 	}
@@ -93,14 +96,16 @@ func (t *txn) flushMeta() {
 		t.w.Set(typeKey(typ), typeStatsValue(s), nil)
 	}
 	t.w.Set(metaKey(metaDigest), t.dig.bytes(), nil)
+	t.w.Set(metaKey(metaHLC), appendU64(nil, uint64(t.hlc)), nil)
 }
 
 // unit stages one atomic request on top of t. Nothing reaches t until merge.
 type unit struct {
 	t   *txn
 	seq uint64
+	hlc int64
 	// states is the unit's view of every record it has looked at: nil for
-	// no live record.
+	// a record never seen.
 	states map[recKey]*state
 	ids    map[changeset.ID]bool
 	out    []stagedCS
@@ -120,11 +125,11 @@ type stagedChange struct {
 }
 
 func (t *txn) unit() *unit {
-	return &unit{t: t, seq: t.seq, states: map[recKey]*state{}, ids: map[changeset.ID]bool{}}
+	return &unit{t: t, seq: t.seq, hlc: t.hlc, states: map[recKey]*state{}, ids: map[changeset.ID]bool{}}
 }
 
-// lookup returns the record's current state in the unit's view (nil: not
-// live). It reads the DB at most once per record and unit. A record whose
+// lookup returns the record's current state in the unit's view (nil: never
+// seen; see state.visible for live). It reads the DB at most once per record and unit. A record whose
 // UUID this commit just made (fresh) cannot exist, so it costs no read.
 func (u *unit) lookup(k recKey, fresh bool) (*state, error) {
 	if s, ok := u.states[k]; ok {
@@ -149,9 +154,13 @@ func (u *unit) lookup(k recKey, fresh bool) (*state, error) {
 }
 
 // edits stages one local changeset built from edits against current state.
-func (u *unit) edits(edits []Edit) (*changeset.Changeset, error) {
+// flags marks it as a nullification or resolution (settle.go).
+func (u *unit) edits(edits []Edit, flags ...func(*changeset.Changeset)) (*changeset.Changeset, error) {
 	r := u.t.c.r
-	cs := &changeset.Changeset{Creator: r.opts.Creator, Created: r.opts.Clock()}
+	cs := &changeset.Changeset{Creator: r.opts.Creator}
+	for _, f := range flags {
+		f(cs)
+	}
 	seen := map[recKey]bool{}
 	for i := range edits {
 		e := edits[i] // a copy: the caller's Edit is not modified
@@ -168,7 +177,7 @@ func (u *unit) edits(edits []Edit) (*changeset.Changeset, error) {
 		if err != nil {
 			return nil, err
 		}
-		ch, err := e.change(cur)
+		ch, err := e.change(cur.visible())
 		if err != nil {
 			return nil, err
 		}
@@ -180,15 +189,18 @@ func (u *unit) edits(edits []Edit) (*changeset.Changeset, error) {
 		return nil, nil
 	}
 	cs.Normalize()
-	if err := u.append(cs, true); err != nil {
+	cs.Created = u.tick(r.opts.Clock())
+	if err := u.append(cs, true, true); err != nil {
 		return nil, err
 	}
 	return cs, nil
 }
 
 // integrate stages changesets from elsewhere (Origin == uuid.Nil: written
-// here), in order, all or none.
-func (u *unit) integrate(css []*changeset.Changeset) error {
+// here), in order, all or none. A changeset that does not apply cleanly is
+// settled by settle (settle.go) when it is not nil, else refused with a
+// *ConflictError.
+func (u *unit) integrate(css []*changeset.Changeset, settle Settler) error {
 	r := u.t.c.r
 	for i, in := range css {
 		if in == nil {
@@ -219,11 +231,36 @@ func (u *unit) integrate(css []*changeset.Changeset) error {
 			}
 		}
 		cs := *in // the caller's changeset is not modified
-		if err := u.append(&cs, local); err != nil {
+		if local {
+			cs.Created = u.tick(cs.Created)
+		}
+		// A nullification or resolution made elsewhere settled a conflict
+		// there: its old values are that replica's, so it is not checked
+		// here; its writes take effect by stamp like any other (I6).
+		checked := local || !(cs.IsNullification || cs.IsResolution)
+		err := u.append(&cs, local, checked)
+		var ce *ConflictError
+		if err != nil && settle != nil && !local && errors.As(err, &ce) {
+			err = u.settle(&cs, settle)
+		}
+		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// tick returns the creation time of a new local changeset: at least want
+// (the clock), and later than every changeset the unit's view holds, so
+// that its writes win against everything this replica has seen (the hybrid
+// logical clock; DESIGN.md, "Merge").
+func (u *unit) tick(want time.Time) time.Time {
+	ns := want.UnixNano()
+	if ns <= u.hlc {
+		ns = u.hlc + 1
+	}
+	u.hlc = ns
+	return time.Unix(0, ns).UTC()
 }
 
 func (u *unit) has(id changeset.ID) (bool, error) {
@@ -233,9 +270,10 @@ func (u *unit) has(id changeset.ID) (bool, error) {
 	return u.t.hasID(id)
 }
 
-// append validates cs against the unit's view, applies it, and stages it.
-// For a local changeset it first assigns Origin and OriginSeq.
-func (u *unit) append(cs *changeset.Changeset, local bool) error {
+// append applies cs to the unit's view, refusing it if checked and it does
+// not apply cleanly, and stages it. For a local changeset it first assigns
+// Origin and OriginSeq.
+func (u *unit) append(cs *changeset.Changeset, local, checked bool) error {
 	r := u.t.c.r
 	u.seq++
 	cs.Seq, cs.Source = u.seq, r.id
@@ -256,7 +294,7 @@ func (u *unit) append(cs *changeset.Changeset, local bool) error {
 			u.seq--
 			return err
 		}
-		next, err := applyChange(cs.ID(), cs, ch, cur)
+		next, err := applyChange(cs, ch, cur, checked)
 		if err != nil {
 			u.seq--
 			// Undo the earlier changes of this changeset in the view.
@@ -269,6 +307,7 @@ func (u *unit) append(cs *changeset.Changeset, local bool) error {
 		u.states[k] = next
 	}
 	u.ids[cs.ID()] = true
+	u.hlc = max(u.hlc, cs.Created.UnixNano())
 	u.out = append(u.out, st)
 	return nil
 }
@@ -319,7 +358,7 @@ func (u *unit) merge() ([]*changeset.Changeset, int) {
 	for origin, v := range u.set {
 		t.tickets[origin] = v
 	}
-	t.seq = u.seq
+	t.seq, t.hlc = u.seq, u.hlc
 	return out, u.skip
 }
 
@@ -334,36 +373,32 @@ func (t *txn) writeRecord(seq uint64, sc stagedChange) {
 // putRecord writes the keys of one record's change: its new state, history
 // entry, property index changes and, for a record that becomes live, a new
 // LUID (set in sc.new, so later changes in the batch carry it on; a record
-// deleted and added again gets a new one). It
-// updates stats and dig. The commit path and verify's replay both use it,
-// so a replay writes byte-for-byte what a commit wrote.
+// deleted and added again gets a new one). It updates stats and dig from
+// the visible states. The commit path and verify's replay both use it, so a
+// replay writes byte-for-byte what a commit wrote.
 func putRecord(b keyWriter, seq uint64, sc stagedChange, stats *typeStats, dig *digest) {
 	k := sc.k
+	was, is := sc.old.visible(), sc.new.visible()
 	switch {
-	case sc.new == nil:
-		// Deleted: keep its LUID where LUID() finds it, for history.
-		b.Set(goneKey(k.typ, k.id), appendU64(nil, sc.old.LUID), nil)
-	case sc.old != nil:
-		sc.new.LUID = sc.old.LUID
-	default:
+	case was == nil && is != nil:
 		sc.new.LUID = stats.NextLUID
 		stats.NextLUID++
 		b.Set(luidRevKey(k.typ, sc.new.LUID), k.id[:], nil)
+	case sc.old != nil:
+		sc.new.LUID = sc.old.LUID
 	}
 	b.Set(historyKey(k.typ, k.id, seq), nil, nil)
+	b.Set(recordKey(k.typ, k.id), encodeState(sc.new), nil)
 	var oldProps, newProps []Prop
-	if sc.old != nil {
-		oldProps = sc.old.Props
+	if was != nil {
+		oldProps = was.Props
 		dig.sub(recordHash(k.typ, k.id, oldProps))
 		stats.Live--
 	}
-	if sc.new != nil {
-		newProps = sc.new.Props
+	if is != nil {
+		newProps = is.Props
 		dig.add(recordHash(k.typ, k.id, newProps))
 		stats.Live++
-		b.Set(recordKey(k.typ, k.id), encodeState(sc.new), nil)
-	} else {
-		b.Delete(recordKey(k.typ, k.id), nil)
 	}
 	diffProps(oldProps, newProps, func(p Prop) {
 		b.Delete(propKey(k.typ, p.Name, p.Value, k.id), nil)

@@ -1,0 +1,241 @@
+package replica
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/prophet-sync/prophet/changeset"
+)
+
+// Settling conflicts (DESIGN.md, "Merge").
+//
+// A changeset from a peer conflicts when one of its changes does not apply
+// cleanly to what this replica shows (check). The replica describes each
+// conflicting record as a Conflict, a Settler (the merge package's resolver
+// chain) picks the Outcome, and the replica then writes, in the same unit,
+// so one batch:
+//
+//  1. a nullification: a local changeset that brings the conflicting
+//     records to what the incoming changeset expects;
+//  2. the incoming changeset, which now applies cleanly;
+//  3. a resolution: a local changeset that brings them to the outcome.
+//
+// When both sides already agree (delete vs delete, the same new value) the
+// incoming changeset is written alone: its writes take effect by stamp like
+// any other's, and nothing needs settling.
+
+// Outcome is one side of a record's conflict, or how it was settled: whether
+// the record is live, and the value of each property in conflict ("" for
+// absent), sorted by name.
+type Outcome struct {
+	Live  bool
+	Props []Prop
+}
+
+// Get returns the value of name in o ("" if absent or not in o).
+func (o *Outcome) Get(name string) string {
+	for _, p := range o.Props {
+		if p.Name == name {
+			return p.Value
+		}
+	}
+	return ""
+}
+
+func (o *Outcome) equal(p *Outcome) bool {
+	if o.Live != p.Live || len(o.Props) != len(p.Props) {
+		return false
+	}
+	for i := range o.Props {
+		if o.Props[i] != p.Props[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Conflict is one record's conflict with an incoming change. Its properties
+// are those whose value here is not the change's old value (and, for a
+// delete, those the change does not list), so both replicas of a conflict
+// see the same ones, with Source and Target swapped.
+type Conflict struct {
+	Type   string
+	Record uuid.UUID
+	Op     changeset.Op // the incoming change's
+	Base   []Prop       // the change's old values: what both sides started from
+	Source Outcome      // what the incoming change makes of the record
+	Target Outcome      // what this replica has
+}
+
+// Identical reports whether both sides already agree.
+func (c *Conflict) Identical() bool { return c.Source.equal(&c.Target) }
+
+// Settler decides how conflicts are settled: one Outcome per Conflict, in
+// order. It runs on the committer goroutine, inside the unit being staged:
+// it must be quick and must not call into the replica. An error fails the
+// unit, and nothing of it is written.
+type Settler func(cs *changeset.Changeset, conflicts []Conflict) ([]Outcome, error)
+
+// conflictOf describes ch's conflict with cur (the visible state; nil: no
+// live record).
+func conflictOf(ch *changeset.Change, cur *state) Conflict {
+	c := Conflict{Type: ch.RecordType, Record: ch.Record, Op: ch.Op}
+	c.Source.Live, c.Target.Live = ch.Op != changeset.Delete, cur != nil
+	target := func(name string) string {
+		if cur == nil {
+			return ""
+		}
+		return cur.get(name)
+	}
+	add := func(name, old, src string) {
+		c.Base = append(c.Base, Prop{name, old})
+		c.Source.Props = append(c.Source.Props, Prop{name, src})
+		c.Target.Props = append(c.Target.Props, Prop{name, target(name)})
+	}
+	listed := map[string]bool{}
+	for _, p := range ch.Props {
+		listed[p.Name] = true
+		if target(p.Name) != p.Old {
+			add(p.Name, p.Old, p.New)
+		}
+	}
+	if ch.Op == changeset.Delete && cur != nil {
+		for _, p := range cur.Props {
+			if !listed[p.Name] {
+				add(p.Name, "", "")
+			}
+		}
+	}
+	sortProps(c.Base)
+	sortProps(c.Source.Props)
+	sortProps(c.Target.Props)
+	return c
+}
+
+// settle integrates cs, which conflicts with the unit's view, as decided by
+// settle: nullification, cs, resolution (see above).
+func (u *unit) settle(cs *changeset.Changeset, settle Settler) error {
+	type rec struct {
+		k  recKey
+		ch *changeset.Change
+	}
+	var recs []rec
+	var conflicts []Conflict
+	for i := range cs.Changes {
+		ch := &cs.Changes[i]
+		k := recKey{ch.RecordType, ch.Record}
+		cur, err := u.lookup(k, false)
+		if err != nil {
+			return err
+		}
+		if check(cs.ID(), ch, cur.visible()) != nil {
+			recs = append(recs, rec{k, ch})
+			conflicts = append(conflicts, conflictOf(ch, cur.visible()))
+		}
+	}
+	finals, err := callSettler(settle, cs, conflicts)
+	if err != nil {
+		return err
+	}
+	if len(finals) != len(conflicts) {
+		return fmt.Errorf("replica: the settler returned %d outcomes for %d conflicts of changeset %s", len(finals), len(conflicts), cs.ID())
+	}
+	identical := true
+	for i := range conflicts {
+		identical = identical && conflicts[i].Identical()
+	}
+	if identical {
+		return u.append(cs, false, false)
+	}
+	// The nullification and resolution come after cs in stamp order too.
+	u.hlc = max(u.hlc, cs.Created.UnixNano())
+
+	var null []Edit
+	for _, r := range recs {
+		cur, _ := u.lookup(r.k, false)
+		vis := cur.visible()
+		e := Edit{Type: r.k.typ, Record: r.k.id, Set: map[string]string{}}
+		switch {
+		case r.ch.Op == changeset.Add:
+			e.Op = Delete
+		case vis == nil:
+			e.Op = Create
+		default:
+			e.Op = Update
+			if r.ch.Op == changeset.Delete {
+				for _, p := range vis.Props {
+					e.Set[p.Name] = ""
+				}
+			}
+		}
+		for _, p := range r.ch.Props {
+			e.Set[p.Name] = p.Old
+		}
+		null = append(null, e)
+	}
+	if _, err := u.edits(null, func(c *changeset.Changeset) { c.IsNullification = true }); err != nil {
+		return fmt.Errorf("replica: settling changeset %s: nullification: %w", cs.ID(), err)
+	}
+	if err := u.append(cs, false, true); err != nil {
+		return fmt.Errorf("replica: settling changeset %s: it still conflicts after its nullification (this is a bug): %w", cs.ID(), err)
+	}
+
+	var res []Edit
+	for i, r := range recs {
+		cur, _ := u.lookup(r.k, false)
+		vis, f := cur.visible(), finals[i]
+		e := Edit{Type: r.k.typ, Record: r.k.id, Set: map[string]string{}}
+		switch {
+		case !f.Live && vis == nil:
+			continue
+		case !f.Live:
+			e.Op = Delete
+		case vis == nil:
+			// Brought back: with every property it had, then the
+			// outcome's.
+			e.Op = Create
+			for _, g := range cur.Regs {
+				if g.Value != "" {
+					e.Set[g.Name] = g.Value
+				}
+			}
+		default:
+			e.Op = Update
+		}
+		if e.Op != Delete {
+			for _, p := range f.Props {
+				e.Set[p.Name] = p.Value
+			}
+		}
+		res = append(res, e)
+	}
+	if len(res) > 0 {
+		if _, err := u.edits(res, func(c *changeset.Changeset) { c.IsResolution = true }); err != nil {
+			return fmt.Errorf("replica: settling changeset %s: resolution: %w", cs.ID(), err)
+		}
+	}
+	return nil
+}
+
+// callSettler calls settle, turning a panic in it into an error: it runs on
+// the committer goroutine, which must survive it.
+func callSettler(settle Settler, cs *changeset.Changeset, conflicts []Conflict) (out []Outcome, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			out, err = nil, fmt.Errorf("replica: the conflict settler panicked: %v", p)
+		}
+	}()
+	out, err = settle(cs, conflicts)
+	if err == nil && out == nil && len(conflicts) > 0 {
+		err = errors.New("replica: the conflict settler returned no outcomes")
+	}
+	return out, err
+}
+
+func sortProps(ps []Prop) {
+	slices.SortFunc(ps, func(a, b Prop) int { return strings.Compare(a.Name, b.Name) })
+}
