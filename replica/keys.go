@@ -16,6 +16,7 @@ const (
 	prefixLog     = 'L' // L seq8                          -> canonical changeset bytes
 	prefixOrigin  = 'O' // O origin16 originSeq8           -> seq8 (identity index; changesets from other origins only)
 	prefixTicket  = 'T' // T origin16                      -> seq8 (merge ticket)
+	prefixPeer    = 'V' // V peer16                        -> seq8 (position reached in a peer's log)
 	prefixRecord  = 'R' // R lp(type) uuid16               -> record state, live or deleted (state.go)
 	prefixHistory = 'H' // H lp(type) uuid16 seq8          -> "" (changesets touching a record)
 	prefixProp    = 'P' // P lp(type) lp(name) lp(value) uuid16 -> "" (property index)
@@ -51,6 +52,8 @@ func originKey(origin uuid.UUID, seq uint64) []byte {
 }
 
 func ticketKey(origin uuid.UUID) []byte { return append([]byte{prefixTicket}, origin[:]...) }
+
+func peerKey(peer uuid.UUID) []byte { return append([]byte{prefixPeer}, peer[:]...) }
 
 // typePrefix is p lp(type): the start of every per-type keyspace.
 func typePrefix(p byte, typ string) []byte { return appendLP([]byte{p}, typ) }

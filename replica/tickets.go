@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"errors"
 	"maps"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -64,4 +65,34 @@ func (r *Replica) loadTypes() (map[string]typeStats, error) {
 		out[typ] = typeStats{NextLUID: next, Live: live}
 	}
 	return out, it.Error()
+}
+
+// Peer positions: for each peer this replica pulled from, how far it has
+// read the peer's log. A pull resumes after it, and the merge tickets skip
+// whatever it meets there that is already here, so a position is an
+// optimization that is never wrong to leave behind. Local, never
+// replicated.
+
+// PeerPosition returns the sequence number reached in peer's log (0: never
+// pulled from it).
+func (r *Replica) PeerPosition(peer uuid.UUID) (uint64, error) {
+	if err := r.live(); err != nil {
+		return 0, err
+	}
+	v, ok, err := r.get(peerKey(peer))
+	if err != nil || !ok {
+		return 0, err
+	}
+	return u64(v)
+}
+
+// SetPeerPosition durably records that peer's log was read up to seq.
+func (r *Replica) SetPeerPosition(peer uuid.UUID, seq uint64) error {
+	if err := r.live(); err != nil {
+		return err
+	}
+	if r.c == nil {
+		return errors.New("replica: opened read-only; reopen it without ReadOnly to write")
+	}
+	return r.db.Set(peerKey(peer), appendU64(nil, seq), pebble.Sync)
 }

@@ -1,0 +1,411 @@
+package merge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/prophet-sync/prophet/changeset"
+	"github.com/prophet-sync/prophet/replica"
+	"github.com/prophet-sync/prophet/resolution"
+)
+
+// Info describes a replica taking part in a merge.
+type Info struct {
+	Replica  uuid.UUID // its own UUID
+	Database uuid.UUID // shared by every replica of one database
+	Latest   uint64    // the last sequence number of its log
+}
+
+// Source is what a merge reads from: a replica on disk (Local), over HTTP,
+// or a foreign replica's gateway.
+type Source interface {
+	Info(ctx context.Context) (Info, error)
+	// Resolutions calls fn for every decision of the source's resolution
+	// database that the holder of have (per-origin highest Seq) lacks.
+	Resolutions(ctx context.Context, have map[uuid.UUID]uint64, fn func(resolution.Decision) error) error
+	// Changesets calls fn for every log entry after `after`, in log order,
+	// with its sequence number and canonical bytes (valid during the call
+	// only). It stops at the first error fn returns, and returns it.
+	Changesets(ctx context.Context, after uint64, fn func(seq uint64, raw []byte) error) error
+}
+
+// Sink is what a merge integrates into.
+type Sink interface {
+	Info(ctx context.Context) (Info, error)
+	// Tickets returns the merge tickets: per origin, the highest origin
+	// sequence number integrated.
+	Tickets(ctx context.Context) (map[uuid.UUID]uint64, error)
+	// Position returns how far peer's log was read (0: never).
+	Position(ctx context.Context, peer uuid.UUID) (uint64, error)
+	SetPosition(ctx context.Context, peer uuid.UUID, seq uint64) error
+	// Bulk integrates units from next, in order, until next returns (nil,
+	// nil) or io.EOF (replica.Replica.Bulk).
+	Bulk(ctx context.Context, next func() (*replica.Unit, error)) (replica.BulkResult, error)
+	// ResolutionDB is the sink's resolution database.
+	ResolutionDB() Resolutions
+}
+
+// Resolutions is a resolution database (resolution.DB).
+type Resolutions interface {
+	Tickets() (map[uuid.UUID]uint64, error)
+	Integrate(ctx context.Context, ds []resolution.Decision) (int, error)
+	Lookup(f resolution.Fingerprint) (winner resolution.Decision, votes, total int, ok bool, err error)
+	Record(ctx context.Context, d resolution.Decision) (resolution.Decision, error)
+}
+
+// Options tune a merge.
+type Options struct {
+	// Force merges replicas of different databases.
+	Force bool
+	// Resolver settles conflicts that neither identical changes nor the
+	// resolution database settle: Mine, Theirs, or your own. Nil: such a
+	// conflict stops the merge (or goes to Prompt).
+	Resolver Resolver
+	// Prompt, when not nil, is asked about a conflict nothing else
+	// settles (the CLI sets it on a terminal). It runs outside the commit
+	// path; the merge records the answer and goes on.
+	Prompt func(ctx context.Context, c *Conflict) (replica.Outcome, error)
+	// Progress, when not nil, is called now and then with the counts so far.
+	Progress func(Report)
+	// Logger defaults to a discard logger.
+	Logger *slog.Logger
+	// Clock stamps decisions. Default: time.Now.
+	Clock func() time.Time
+}
+
+// Report counts what a merge did.
+type Report struct {
+	Source      uuid.UUID
+	Resolutions int    // decisions received for the resolution database
+	Read        uint64 // log entries read from the source
+	Skipped     uint64 // of which already here (by the merge tickets), not decoded
+	Integrated  int    // changesets appended here (their own and settlements)
+	Conflicts   int    // conflicts settled
+	Position    uint64 // how far the source's log has been read
+	Latest      uint64 // the source's last sequence number when the merge began
+}
+
+// UnresolvedError is a conflict that nothing settled. The merge stopped
+// before the changeset, having integrated everything before it; run it again
+// with a resolver (or --prefer) to go on from there.
+type UnresolvedError struct {
+	Conflict *Conflict
+}
+
+func (e *UnresolvedError) Error() string {
+	c := e.Conflict
+	return fmt.Sprintf("merge: changeset %s conflicts with this replica, and nothing settles it:\n%s\nnothing after it was merged; run the pull again with --prefer mine or --prefer theirs (or answer the prompt on a terminal) to settle it and go on",
+		c.Changeset.ID(), c.Describe())
+}
+
+// ErrSameReplica and ErrOtherDatabase are the refusals.
+var (
+	ErrSameReplica   = errors.New("merge: a replica cannot merge with itself")
+	ErrOtherDatabase = errors.New("merge: the replicas belong to different databases")
+)
+
+// Pull integrates into dst everything src has that dst lacks: first the
+// resolution database, then the changesets after dst's position in src's
+// log. A changeset that conflicts is settled by the resolvers (settle.go)
+// in one unit with its nullification and resolution. Pull returns once
+// everything integrated is durable; on error, everything integrated before
+// it is durable and the position reflects it, so running Pull again goes
+// on from there.
+func Pull(ctx context.Context, src Source, dst Sink, opts *Options) (Report, error) {
+	o := defaults(opts)
+	for {
+		rep, err := pull(ctx, src, dst, &o)
+		var ue *UnresolvedError
+		if o.Prompt == nil || !errors.As(err, &ue) {
+			return rep, err
+		}
+		// Ask, outside the commit path, record the answer, and go on: the
+		// resolution database now settles it.
+		out, perr := o.Prompt(ctx, ue.Conflict)
+		if perr != nil {
+			return rep, fmt.Errorf("%w (prompt: %v)", err, perr)
+		}
+		if _, err := record(ctx, dst.ResolutionDB(), o.Clock, ue.Conflict, out, "prompt"); err != nil {
+			return rep, err
+		}
+	}
+}
+
+func defaults(opts *Options) Options {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	return o
+}
+
+// Check refuses a merge of a replica with itself, or across databases
+// without force.
+func Check(si, di Info, force bool) error {
+	if si.Replica == di.Replica {
+		return fmt.Errorf("%w: both are replica %s (a copy of a replica directory is the same replica; use prophet clone to make a new one)", ErrSameReplica, si.Replica)
+	}
+	if si.Database != di.Database && !force {
+		return fmt.Errorf("%w: %s and %s; merging them mixes two unrelated sets of records: if that is what you want, use --force", ErrOtherDatabase, si.Database, di.Database)
+	}
+	return nil
+}
+
+func pull(ctx context.Context, src Source, dst Sink, o *Options) (Report, error) {
+	si, err := src.Info(ctx)
+	if err != nil {
+		return Report{}, fmt.Errorf("merge: reading the source: %w", err)
+	}
+	di, err := dst.Info(ctx)
+	if err != nil {
+		return Report{}, err
+	}
+	rep := Report{Source: si.Replica, Latest: si.Latest}
+	if err := Check(si, di, o.Force); err != nil {
+		return rep, err
+	}
+	if rep.Resolutions, err = pullResolutions(ctx, src, dst.ResolutionDB()); err != nil {
+		return rep, err
+	}
+	pos, err := dst.Position(ctx, si.Replica)
+	if err != nil {
+		return rep, err
+	}
+	if pos > si.Latest {
+		// The source's log is shorter than what was read from it: it was
+		// restored from an older copy. Read it all again; the tickets keep
+		// every changeset integrated once.
+		o.Logger.Warn("the source's log is shorter than the position reached in it before; reading it from the start", "source", si.Replica, "position", pos, "latest", si.Latest)
+		pos = 0
+	}
+	rep.Position = pos
+	if pos == si.Latest {
+		return rep, nil
+	}
+	tickets, err := dst.Tickets(ctx)
+	if err != nil {
+		return rep, err
+	}
+	s := &stream{o: o, src: src, dst: dst, self: di.Replica, tickets: tickets, rep: &rep,
+		units: make(chan *unit, 64), stop: make(chan struct{})}
+	err = s.run(ctx)
+	if rep.Position > pos {
+		if perr := dst.SetPosition(ctx, si.Replica, rep.Position); perr != nil && err == nil {
+			err = perr
+		}
+	}
+	return rep, err
+}
+
+func pullResolutions(ctx context.Context, src Source, res Resolutions) (int, error) {
+	have, err := res.Tickets()
+	if err != nil {
+		return 0, err
+	}
+	var batch []resolution.Decision
+	added := 0
+	flush := func() error {
+		n, err := res.Integrate(ctx, batch)
+		added += n
+		batch = batch[:0]
+		return err
+	}
+	err = src.Resolutions(ctx, have, func(d resolution.Decision) error {
+		batch = append(batch, d)
+		if len(batch) == 1000 {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil && len(batch) > 0 {
+		err = flush()
+	}
+	if err != nil {
+		return added, fmt.Errorf("merge: resolution database: %w", err)
+	}
+	return added, nil
+}
+
+// unit is what the reader hands the integrating side: changesets to
+// integrate as one unit, and the source positions around them.
+type unit struct {
+	css         []*changeset.Changeset
+	first, last uint64 // source sequence numbers it spans
+}
+
+// stream runs one pull: a reader goroutine walks the source's log, skips
+// what the tickets show is here without decoding it, decodes the rest and
+// hands units to the sink's bulk load, which runs on the committer.
+type stream struct {
+	o       *Options
+	src     Source
+	dst     Sink
+	self    uuid.UUID
+	tickets map[uuid.UUID]uint64 // reader goroutine only
+	rep     *Report              // reader goroutine, until it ends
+	// conflicts settled (committer goroutine, in settle)
+	conflicts int
+
+	units chan *unit
+	stop  chan struct{}
+	read  struct {
+		last uint64 // last entry read (reader goroutine; read after it ends)
+		err  error
+	}
+}
+
+func (s *stream) run(ctx context.Context) error {
+	pos := s.rep.Position
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(s.units)
+		s.read.err = s.reader(ctx, pos)
+	}()
+	var cur *unit // the unit handed out last
+	res, err := s.dst.Bulk(ctx, func() (*replica.Unit, error) {
+		var ok bool
+		if cur, ok = <-s.units; !ok {
+			return nil, nil
+		}
+		return &replica.Unit{Changesets: cur.css, Settle: s.settle}, nil
+	})
+	close(s.stop)
+	<-done
+	s.rep.Integrated, s.rep.Conflicts = res.Changesets, s.conflicts
+	// The position moves only over what is durable here: after the
+	// failing unit, or a write failure, it stays where it was, and the
+	// next pull reads again what the tickets have not seen.
+	var ue *replica.UnitError
+	switch {
+	case errors.As(err, &ue):
+		// Everything before the failing unit is durable.
+		s.rep.Position = cur.first - 1
+		var uerr *UnresolvedError
+		if errors.As(ue.Err, &uerr) {
+			return uerr
+		}
+		return fmt.Errorf("merge: changeset %s (%d in the source's log): %w", cur.css[0].ID(), cur.first, ue.Err)
+	case err != nil:
+		return err
+	case s.read.err != nil:
+		// Everything handed out is durable.
+		if cur != nil {
+			s.rep.Position = cur.last
+		}
+		return s.read.err
+	}
+	s.rep.Position = s.read.last
+	return nil
+}
+
+// reader walks the source's log after pos and sends units.
+func (s *stream) reader(ctx context.Context, pos uint64) error {
+	s.read.last = pos
+	var group *unit // a nullification and what follows it
+	send := func(u *unit) error {
+		select {
+		case s.units <- u:
+			return nil
+		case <-s.stop:
+			return errStopped
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	n := 0
+	err := s.src.Changesets(ctx, pos, func(seq uint64, raw []byte) error {
+		if n++; n%4096 == 0 && s.o.Progress != nil {
+			s.o.Progress(*s.rep)
+		}
+		s.rep.Read++
+		id, err := changeset.PeekID(raw)
+		if err != nil {
+			return fmt.Errorf("merge: the source sent a malformed changeset at %d of its log: %w; nothing from it on was merged (the source needs prophet verify)", seq, err)
+		}
+		if id.Origin == s.self || s.tickets[id.Origin] >= id.Seq {
+			s.rep.Skipped++
+			s.read.last = seq
+			if group != nil {
+				group.last = seq
+			}
+			return nil
+		}
+		cs, err := changeset.Decode(raw)
+		if err != nil {
+			return fmt.Errorf("merge: the source sent a malformed changeset at %d of its log: %w; nothing from it on was merged (the source needs prophet verify)", seq, err)
+		}
+		cs.Seq = seq
+		s.tickets[id.Origin] = id.Seq
+		s.read.last = seq
+		// A nullification, the changeset it made room for and its
+		// resolution were one unit where they were written: keep them so.
+		switch {
+		case group != nil && (len(group.css) == 1 || cs.IsResolution && cs.Origin == group.css[0].Origin):
+			group.css = append(group.css, cs)
+			group.last = seq
+			if len(group.css) == 3 || cs.IsResolution {
+				u := group
+				group = nil
+				return send(u)
+			}
+			return nil
+		case group != nil:
+			u := group
+			group = nil
+			if err := send(u); err != nil {
+				return err
+			}
+		}
+		u := &unit{css: []*changeset.Changeset{cs}, first: seq, last: seq}
+		if cs.IsNullification {
+			group = u
+			return nil
+		}
+		return send(u)
+	})
+	if err == nil && group != nil {
+		err = send(group)
+	}
+	if errors.Is(err, errStopped) {
+		return nil
+	}
+	return err
+}
+
+var errStopped = errors.New("merge: stopped")
+
+// Clone makes a new replica in dir holding everything src has: same
+// database UUID, new replica UUID. A clone interrupted halfway is a replica
+// like any other: pull from the source again to finish it.
+func Clone(ctx context.Context, src Source, dir string, ropts *replica.Options, opts *Options) (*Local, Report, error) {
+	si, err := src.Info(ctx)
+	if err != nil {
+		return nil, Report{}, fmt.Errorf("merge: reading the source: %w", err)
+	}
+	r, err := replica.Init(dir, si.Database, ropts)
+	if err != nil {
+		return nil, Report{}, err
+	}
+	l, err := attach(r, ropts)
+	if err != nil {
+		r.Close()
+		return nil, Report{}, err
+	}
+	rep, err := Pull(ctx, src, l, opts)
+	if err != nil {
+		return l, rep, err
+	}
+	return l, rep, nil
+}

@@ -1,0 +1,123 @@
+package merge_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/prophet-sync/prophet/merge"
+	"github.com/prophet-sync/prophet/replica"
+)
+
+var ctx = context.Background()
+
+func newLocal(t *testing.T, dbID uuid.UUID) *merge.Local {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "r")
+	r, err := replica.Init(dir, dbID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	l, err := merge.Open(ctx, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func pull(t *testing.T, dst, src *merge.Local, opts *merge.Options) merge.Report {
+	t.Helper()
+	rep, err := merge.Pull(ctx, src, dst, opts)
+	if err != nil {
+		t.Fatalf("pull: %v", err)
+	}
+	return rep
+}
+
+func get(t *testing.T, l *merge.Local, id uuid.UUID, name string) string {
+	t.Helper()
+	rec, err := l.R.Get("bug", id)
+	if err != nil {
+		return "<" + err.Error() + ">"
+	}
+	return rec.Get(name)
+}
+
+func TestPullBothWaysWithConflict(t *testing.T) {
+	db := uuid.New()
+	a, b := newLocal(t, db), newLocal(t, db)
+	cs, err := a.R.Commit(ctx, replica.Edit{Type: "bug", Op: replica.Create, Set: map[string]string{"status": "new", "title": "crash"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := cs.Changes[0].Record
+	if rep := pull(t, b, a, nil); rep.Integrated != 1 || rep.Position != 1 {
+		t.Fatalf("first pull: %+v", rep)
+	}
+	// Both edit status offline.
+	a.R.Commit(ctx, replica.Edit{Type: "bug", Record: id, Op: replica.Update, Set: map[string]string{"status": "open"}})
+	b.R.Commit(ctx, replica.Edit{Type: "bug", Record: id, Op: replica.Update, Set: map[string]string{"status": "closed"}})
+
+	// No resolver: a clear failure, nothing merged.
+	_, err = merge.Pull(ctx, a, b, nil)
+	var ue *merge.UnresolvedError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--prefer") || !strings.Contains(err.Error(), `status: was "new", there "open", here "closed"`) {
+		t.Fatalf("unresolved: %v", err)
+	}
+	before := b.R.LatestSeq()
+	// Prefer mine: nullification, changeset, resolution.
+	rep := pull(t, b, a, &merge.Options{Resolver: merge.Mine})
+	if rep.Integrated != 3 || rep.Conflicts != 1 || b.R.LatestSeq() != before+3 {
+		t.Fatalf("prefer mine: %+v", rep)
+	}
+	if got := get(t, b, id, "status"); got != "closed" {
+		t.Fatalf("b status %q", got)
+	}
+	// a meets the same conflict and settles it from the resolution DB.
+	rep = pull(t, a, b, nil)
+	if rep.Resolutions != 1 || rep.Conflicts != 1 {
+		t.Fatalf("a pulls b: %+v", rep)
+	}
+	if a.R.Digest() != b.R.Digest() {
+		t.Fatalf("digests differ: a %s=%q b %q", a.R.Digest(), get(t, a, id, "status"), get(t, b, id, "status"))
+	}
+	// b now receives a's settlement (a nullification and a resolution
+	// that change nothing it shows); after that, syncing adds nothing in
+	// either direction, and nothing is ever echoed back.
+	if rep := pull(t, b, a, nil); rep.Integrated != 2 || rep.Conflicts != 0 || a.R.Digest() != b.R.Digest() {
+		t.Fatalf("b takes a's settlement: %+v", rep)
+	}
+	for i := 0; i < 2; i++ {
+		if rep := pull(t, a, b, nil); rep.Integrated != 0 {
+			t.Fatalf("a re-pulls: %+v", rep)
+		}
+		if rep := pull(t, b, a, nil); rep.Integrated != 0 || rep.Read != 0 {
+			t.Fatalf("b re-pulls: %+v", rep)
+		}
+	}
+	for _, l := range []*merge.Local{a, b} {
+		v, err := l.R.Verify(ctx)
+		if err != nil || !v.OK() {
+			t.Fatalf("verify: %v %v", v.Problems, err)
+		}
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	a, b := newLocal(t, uuid.New()), newLocal(t, uuid.New())
+	if _, err := merge.Pull(ctx, a, b, nil); !errors.Is(err, merge.ErrOtherDatabase) || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("other database: %v", err)
+	}
+	if _, err := merge.Pull(ctx, a, b, &merge.Options{Force: true}); err != nil {
+		t.Fatalf("forced: %v", err)
+	}
+	if _, err := merge.Pull(ctx, a, a, nil); !errors.Is(err, merge.ErrSameReplica) {
+		t.Fatalf("itself: %v", err)
+	}
+}
