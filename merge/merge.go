@@ -387,25 +387,39 @@ func (s *stream) reader(ctx context.Context, pos uint64) error {
 var errStopped = errors.New("merge: stopped")
 
 // Clone makes a new replica in dir holding everything src has: same
-// database UUID, new replica UUID. A clone interrupted halfway is a replica
-// like any other: pull from the source again to finish it.
+// database UUID, new replica UUID. From a replica on this machine opened
+// for writing, it copies the database (replica.Clone) rather than integrating
+// the log changeset by changeset (the source must then be open for
+// writing: its commits wait while it is copied); otherwise it pulls. A clone interrupted
+// halfway is a replica like any other (pull from the source again to
+// finish it), or, for a copy, no replica at all.
 func Clone(ctx context.Context, src Source, dir string, ropts *replica.Options, opts *Options) (*Local, Report, error) {
 	si, err := src.Info(ctx)
 	if err != nil {
 		return nil, Report{}, fmt.Errorf("merge: reading the source: %w", err)
 	}
-	r, err := replica.Init(dir, si.Database, ropts)
+	var r *replica.Replica
+	if l, ok := src.(*Local); ok && !l.R.ReadOnly() {
+		r, err = replica.Clone(ctx, l.R, dir, ropts)
+	} else {
+		r, err = replica.Init(dir, si.Database, ropts)
+	}
 	if err != nil {
-		return nil, Report{}, err
+		return nil, Report{Source: si.Replica, Latest: si.Latest}, err
 	}
 	l, err := attach(r, ropts)
 	if err != nil {
 		r.Close()
 		return nil, Report{}, err
 	}
+	// The resolution database, and whatever the copy does not hold yet.
 	rep, err := Pull(ctx, src, l, opts)
 	if err != nil {
 		return l, rep, err
+	}
+	if rep.Integrated == 0 && rep.Position == si.Latest {
+		// Copied: report the log as read.
+		rep.Read, rep.Integrated = si.Latest, int(si.Latest)
 	}
 	return l, rep, nil
 }

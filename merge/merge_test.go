@@ -121,3 +121,63 @@ func TestRefusals(t *testing.T) {
 		t.Fatalf("itself: %v", err)
 	}
 }
+
+func TestCloneCopiesAndStaysIndependent(t *testing.T) {
+	db := uuid.New()
+	a := newLocal(t, db)
+	var ids []uuid.UUID
+	for i := range 50 {
+		cs, err := a.R.Commit(ctx, replica.Edit{Type: "bug", Op: replica.Create, Set: map[string]string{"n": strings.Repeat("x", i+1)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, cs.Changes[0].Record)
+	}
+	a.R.Commit(ctx, replica.Edit{Type: "bug", Record: ids[3], Op: replica.Delete})
+	dir := a.R.Dir()
+	a.Close()
+	src, err := merge.Open(ctx, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	cdir := filepath.Join(t.TempDir(), "clone")
+	c, rep, err := merge.Clone(ctx, src, cdir, nil, nil)
+	if err != nil {
+		t.Fatalf("clone: %v", err)
+	}
+	defer c.Close()
+	if c.R.UUID() == src.R.UUID() || c.R.DatabaseUUID() != src.R.DatabaseUUID() || c.R.LatestSeq() != 51 || c.R.Digest() != src.R.Digest() || rep.Integrated != 51 {
+		t.Fatalf("clone: uuid %s (source %s), %d changesets, report %+v", c.R.UUID(), src.R.UUID(), c.R.LatestSeq(), rep)
+	}
+	if v, err := c.R.Verify(ctx); err != nil || !v.OK() {
+		t.Fatalf("verify clone: %v %v", v.Problems, err)
+	}
+	// The clone is a replica of its own: it writes under its own UUID,
+	// pulling from the source adds nothing, and the source gets only the
+	// clone's own changeset back.
+	cs, err := c.R.Commit(ctx, replica.Edit{Type: "bug", Record: ids[0], Op: replica.Update, Set: map[string]string{"n": "changed"}})
+	if err != nil || cs.Origin != c.R.UUID() || cs.Seq != 52 {
+		t.Fatalf("commit on the clone: %v %v", cs, err)
+	}
+	if rep := pull(t, c, src, nil); rep.Integrated != 0 || rep.Read != 0 {
+		t.Fatalf("pull after clone: %+v", rep)
+	}
+	src.Close()
+	a, err = merge.Open(ctx, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if rep := pull(t, a, c, nil); rep.Integrated != 1 || rep.Skipped != 51 {
+		t.Fatalf("source pulls the clone: %+v", rep)
+	}
+	if a.R.Digest() != c.R.Digest() {
+		t.Fatal("digests differ after the source pulled the clone")
+	}
+	// Cloning into a replica is refused.
+	c.Close()
+	if _, _, err := merge.Clone(ctx, a, cdir, nil, nil); !errors.Is(err, replica.ErrExists) {
+		t.Fatalf("clone into an existing replica: %v", err)
+	}
+}

@@ -52,7 +52,10 @@ type request struct {
 	css    []*changeset.Changeset // changesets to integrate, all or none, or
 	settle Settler                // settles their conflicts (nil: refuse them)
 	bulk   func() (*Unit, error)  // a bulk load, or
-	set    map[uuid.UUID]uint64   // tickets to set
+	set    map[uuid.UUID]uint64   // tickets to set, or
+	// quiesce runs on the committer once every commit before it is
+	// durable, while the ones after it wait (Clone's copy).
+	quiesce func() error
 
 	done       chan struct{}
 	out        []*changeset.Changeset // what was committed
@@ -203,6 +206,20 @@ func (c *committer) group(first *request) {
 		}
 		if err := req.ctx.Err(); err != nil {
 			req.err = err
+			close(req.done)
+			return
+		}
+		if req.quiesce != nil {
+			c.commit(t, staged)
+			staged, t = nil, c.newTxn()
+			// A marker is answered once everything before it is
+			// durable; nothing new is staged until quiesce returns.
+			m := &request{ctx: req.ctx, done: make(chan struct{})}
+			c.commit(c.newTxn(), []*request{m})
+			<-m.done
+			if req.err = m.err; req.err == nil {
+				req.err = req.quiesce()
+			}
 			close(req.done)
 			return
 		}

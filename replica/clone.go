@@ -1,0 +1,138 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/google/uuid"
+
+	"github.com/prophet-sync/prophet/changeset"
+)
+
+// Clone makes a new replica in dir holding everything src holds: the same
+// log in the same order, so the same records, with a new replica UUID and
+// src's database UUID. It copies src's database (a Pebble checkpoint: hard
+// links where the filesystem allows) instead of integrating the log
+// changeset by changeset, then makes the copy a replica of its own:
+//
+//   - its own replica UUID;
+//   - src's local changesets, now from elsewhere, enter the identity index
+//     (I10);
+//   - the position reached in src's log is src's last changeset.
+//
+// LUIDs come along: they are local, and the clone starts with src's. The
+// copy is made while src's commits wait, with nothing in flight, so it
+// holds exactly src's durable log (I5); src must be open for writing (a
+// read-only Pebble cannot make the copy). An interrupted
+// Clone leaves dir without a replica (the copy is made aside and renamed
+// into place last), and a new Clone in dir starts over.
+func Clone(ctx context.Context, src *Replica, dir string, opts *Options) (*Replica, error) {
+	if err := src.live(); err != nil {
+		return nil, err
+	}
+	if src.c == nil {
+		return nil, errors.New("replica: Clone copies a replica opened for writing; this one is read-only (merge.Clone then pulls instead)")
+	}
+	o, err := opts.resolve()
+	if err != nil {
+		return nil, err
+	}
+	if err := o.FS.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("replica: create %s: %w", dir, err)
+	}
+	lock, err := acquire(ctx, o.FS, dir, o.LockWait)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*Replica, error) {
+		lock.Close()
+		return nil, err
+	}
+	if _, err = o.FS.Stat(filepath.Join(dir, dbDir)); err == nil {
+		return fail(fmt.Errorf("%w: %s (open it, or choose another directory)", ErrExists, dir))
+	}
+	tmp := filepath.Join(dir, "clone.tmp")
+	if err := o.FS.RemoveAll(tmp); err != nil {
+		return fail(err)
+	}
+	var durable uint64
+	err = src.submit(&request{ctx: ctx, quiesce: func() error {
+		durable = src.durable.Load()
+		return src.db.Checkpoint(tmp)
+	}})
+	if err != nil {
+		return fail(fmt.Errorf("replica: copy %s: %w", src.dir, err))
+	}
+	db, err := pebble.Open(tmp, pebbleOptions(&o, false))
+	if err != nil {
+		return fail(fmt.Errorf("replica: open the copy of %s: %w", src.dir, err))
+	}
+	id := o.NewUUID()
+	if err := adopt(ctx, db, src.id, durable, id, &o); err != nil {
+		db.Close()
+		return fail(fmt.Errorf("replica: clone %s into %s: %w", src.dir, dir, err))
+	}
+	// Flushed, the copy opens at once; closed, it can be renamed.
+	if err := errors.Join(db.Flush(), db.Close()); err != nil {
+		return fail(err)
+	}
+	if err := o.FS.Rename(tmp, filepath.Join(dir, dbDir)); err != nil {
+		return fail(err)
+	}
+	if err := errors.Join(syncDir(o.FS, dir), syncDir(o.FS, filepath.Dir(filepath.Clean(dir)))); err != nil {
+		return fail(err)
+	}
+	db, err = pebble.Open(filepath.Join(dir, dbDir), pebbleOptions(&o, false))
+	if err != nil {
+		return fail(fmt.Errorf("replica: open %s: %w", dir, err))
+	}
+	return open(dir, &o, db, lock)
+}
+
+// adopt turns db, a copy of src, into the replica id.
+func adopt(ctx context.Context, db *pebble.DB, src uuid.UUID, durable uint64, id uuid.UUID, o *Options) error {
+	b := db.NewBatch()
+	defer b.Close()
+	b.Set(metaKey(metaFormat), []byte(strconv.Itoa(formatVersion)), nil)
+	b.Set(metaKey(metaReplicaUUID), id[:], nil)
+	b.Set(metaKey(metaCreated), []byte(o.Clock().UTC().Format("2006-01-02T15:04:05Z")), nil)
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: logKey(1), UpperBound: logKey(durable + 1)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	n := uint64(0)
+	for it.First(); it.Valid(); it.Next() {
+		if n++; n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		seq, err := u64(it.Key()[1:])
+		if err != nil {
+			return err
+		}
+		cid, err := changeset.PeekID(it.Value())
+		if err != nil {
+			return fmt.Errorf("log entry %d: %w", seq, err)
+		}
+		if cid.Origin == src {
+			b.Set(originKey(cid.Origin, cid.Seq), appendU64(nil, seq), nil)
+		}
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	if n != durable {
+		return fmt.Errorf("%w: the copy holds %d changesets, the source %d", ErrCorrupt, n, durable)
+	}
+	b.Set(peerKey(src), appendU64(nil, durable), nil)
+	return b.Commit(pebble.Sync)
+}
+
+// ReadOnly reports whether r was opened without the right to commit.
+func (r *Replica) ReadOnly() bool { return r.c == nil }
