@@ -123,6 +123,14 @@ func adopt(ctx context.Context, db *pebble.DB, src uuid.UUID, durable uint64, id
 		if cid.Origin == src {
 			b.Set(originKey(cid.Origin, cid.Seq), appendU64(nil, seq), nil)
 		}
+		if b.Len() >= 4<<20 {
+			// In pieces, so memory stays flat; the last commit syncs
+			// them all, and a crash before it leaves only clone.tmp.
+			if err := b.Commit(pebble.NoSync); err != nil {
+				return err
+			}
+			b.Reset()
+		}
 	}
 	if err := it.Error(); err != nil {
 		return err
