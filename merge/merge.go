@@ -197,7 +197,7 @@ func pull(ctx context.Context, src Source, dst Sink, o *Options) (Report, error)
 	if err != nil {
 		return rep, err
 	}
-	s := &stream{o: o, src: src, dst: dst, self: di.Replica, tickets: tickets, rep: &rep,
+	s := &stream{o: o, src: src, dst: dst, self: di.Replica, selfLatest: di.Latest, tickets: tickets, rep: &rep,
 		units: make(chan *unit, 64), stop: make(chan struct{})}
 	err = s.run(ctx)
 	if rep.Position > pos {
@@ -248,12 +248,15 @@ type unit struct {
 // what the tickets show is here without decoding it, decodes the rest and
 // hands units to the sink's bulk load, which runs on the committer.
 type stream struct {
-	o       *Options
-	src     Source
-	dst     Sink
-	self    uuid.UUID
-	tickets map[uuid.UUID]uint64 // reader goroutine only
-	rep     *Report              // reader goroutine, until it ends
+	o    *Options
+	src  Source
+	dst  Sink
+	self uuid.UUID
+	// selfLatest is the destination's last changeset when the pull began:
+	// every changeset of its own a source can hold is at or below it.
+	selfLatest uint64
+	tickets    map[uuid.UUID]uint64 // reader goroutine only
+	rep        *Report              // reader goroutine, until it ends
 	// conflicts settled (committer goroutine, in settle)
 	conflicts int
 
@@ -334,7 +337,11 @@ func (s *stream) reader(ctx context.Context, pos uint64) error {
 		if err != nil {
 			return fmt.Errorf("merge: the source sent a malformed changeset at %d of its log: %w; nothing from it on was merged (the source needs prophet verify)", seq, err)
 		}
-		if id.Origin == s.self || s.tickets[id.Origin] >= id.Seq {
+		// Our own changesets are skipped as long as we hold them; one we
+		// do not hold goes on to the replica, which refuses it: this
+		// replica was restored from an older copy, and must not reuse
+		// its numbers.
+		if (id.Origin == s.self && id.Seq <= s.selfLatest) || (id.Origin != s.self && s.tickets[id.Origin] >= id.Seq) {
 			s.rep.Skipped++
 			s.read.last = seq
 			if group != nil {

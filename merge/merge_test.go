@@ -3,6 +3,7 @@ package merge_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -179,5 +180,35 @@ func TestCloneCopiesAndStaysIndependent(t *testing.T) {
 	c.Close()
 	if _, _, err := merge.Clone(ctx, a, cdir, nil, nil); !errors.Is(err, replica.ErrExists) {
 		t.Fatalf("clone into an existing replica: %v", err)
+	}
+}
+
+// A replica restored from an older copy of itself must not silently skip
+// the changesets it wrote after that copy: peers hold them under numbers it
+// would reuse. The pull refuses, and says so.
+func TestRestoredReplicaRefused(t *testing.T) {
+	db := uuid.New()
+	a, b := newLocal(t, db), newLocal(t, db)
+	a.R.Commit(ctx, replica.Edit{Type: "bug", Op: replica.Create, Set: map[string]string{"n": "1"}})
+	dir := a.R.Dir()
+	a.Close()
+	backup := filepath.Join(t.TempDir(), "backup")
+	if err := os.CopyFS(backup, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	a, err := merge.Open(ctx, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.R.Commit(ctx, replica.Edit{Type: "bug", Op: replica.Create, Set: map[string]string{"n": "2"}})
+	pull(t, b, a, nil)
+	a.Close()
+	old, err := merge.Open(ctx, backup, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if _, err := merge.Pull(ctx, b, old, nil); err == nil || !strings.Contains(err.Error(), "restored from an older copy") {
+		t.Fatalf("pull into a restored replica: %v", err)
 	}
 }
