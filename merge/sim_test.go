@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -130,16 +131,23 @@ func runSim(t *testing.T, seed uint64, n int, h []simOp) (err error) {
 
 func runSimStats(t *testing.T, seed uint64, n int, h []simOp) (_ *sim, err error) {
 	s := &sim{t: t}
+	// Each run's replicas are removed as soon as it ends: a replica takes
+	// tens of MiB on disk (Pebble preallocates its WAL), and a long run or
+	// a shrink makes thousands.
+	base, err := os.MkdirTemp("", "prophet-sim-")
+	if err != nil {
+		return s, err
+	}
 	defer func() {
 		for _, l := range s.reps {
 			if l != nil {
 				l.Close()
 			}
 		}
+		os.RemoveAll(base)
 	}()
 	rng := rand.New(rand.NewPCG(seed, 99))
 	db := uuid.New()
-	base := t.TempDir()
 	for i := range 4 {
 		s.ids = append(s.ids, uuid.NewSHA1(db, fmt.Appendf(nil, "record-%d", i)))
 	}
