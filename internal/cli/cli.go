@@ -85,8 +85,9 @@ type call struct {
 
 // commands is every subcommand, in the order prophet --help lists them.
 var commands = []*command{
-	initCmd, createCmd, updateCmd, deleteCmd, showCmd, listCmd, historyCmd,
-	logCmd, infoCmd, verifyCmd, importCmd, exportCmd, benchCmd,
+	initCmd, cloneCmd, createCmd, updateCmd, deleteCmd, showCmd, listCmd,
+	historyCmd, logCmd, infoCmd, verifyCmd, importCmd, exportCmd, pullCmd,
+	pushCmd, conflictsCmd, peerCmd, demoCmd, benchCmd,
 }
 
 // Main runs prophet with args (without the program name) and returns the

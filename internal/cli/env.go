@@ -98,3 +98,9 @@ func (h *testHooks) newUUID() uuid.UUID {
 	s := fmt.Sprintf("%08x-%04x-4000-8000-%012x", uint32(h.base.Load()), uint16(h.n.Add(1)), h.seed)
 	return uuid.MustParse(s)
 }
+
+// derive returns the hooks for another replica made by this process (the
+// demo's): the same clock, the seed plus n, so that its UUIDs differ.
+func (h *testHooks) derive(n uint64) *testHooks {
+	return &testHooks{seed: (h.seed + n) & (1<<48 - 1), uuids: h.uuids, now: h.now}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/prophet-sync/prophet/merge"
 	"github.com/prophet-sync/prophet/replica"
 )
 
@@ -73,6 +74,9 @@ func describe(err error, dir string) string {
 		return fmt.Sprintf("%s already holds a replica; use it, or pass --replica DIR to make one elsewhere", dir)
 	case errors.Is(err, replica.ErrCorrupt):
 		return fmt.Sprintf("replica %s is damaged: %v; run prophet verify to see what is wrong", dir, err)
+	case errors.Is(err, merge.ErrOtherDatabase), errors.Is(err, merge.ErrSameReplica):
+		// The merge's message says what to do.
+		return strings.TrimPrefix(err.Error(), "merge: ")
 	case errors.Is(err, context.Canceled):
 		return "interrupted; what was committed before it is kept, and any output is incomplete"
 	}

@@ -28,8 +28,9 @@ Environment:
   PROPHET_EMAIL    the creator recorded on new changesets; when unset,
                    git config user.email, else the OS user name
 
---json (show, list, history, log, info, verify; export always) writes one
-JSON object per line. Absent values are "", times RFC 3339 in UTC:
+--json (show, list, history, log, info, verify, clone, pull, push,
+conflicts, peer list; export always) writes one JSON object per line. Absent
+values are "", times RFC 3339 in UTC (internal/cli/json.go says more):
   record     {"type","uuid","luid","creator","origin","created","props":{NAME:VALUE}}
   changeset  {"seq","origin","origin_seq","creator","created","is_nullification",
               "is_resolution","hash","changes":[{"type","uuid","op",
@@ -37,6 +38,16 @@ JSON object per line. Absent values are "", times RFC 3339 in UTC:
   info       {"replica","database","dir","latest_seq","digest","counts":{TYPE:N},
               "tickets":{ORIGIN:SEQ}}
   verify     {"ok","changesets","records","problems":[...],"truncated"}
+  clone      {"source","dir","replica","database","changesets","records",
+              "resolutions","seconds"}
+  pull       {"direction","source","target","peer","source_replica","read",
+              "skipped","integrated","conflicts","resolutions","up_to_date"}
+  dry run    {"direction","dry_run","source","target","peer","source_replica",
+              "read","new","already_here","resolutions"}
+  conflict   {"origin","seq","stamp","how","fingerprint","type","uuid","luid",
+              "source_live","target_live","final_live",
+              "props":[{"name","base","source","target","final"}]}
+  peer       {"name","location"}
 
 Exit codes: 0 success, 1 error, 2 usage error.
 Run prophet COMMAND --help (or prophet help COMMAND) for a command's flags
@@ -45,8 +56,12 @@ and arguments.
 
 func writeUsage(w io.Writer) {
 	io.WriteString(w, usageHead)
+	width := 0
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		width = max(width, len(c.name))
+	}
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, c.name, c.summary)
 	}
 	io.WriteString(w, usageTail)
 }

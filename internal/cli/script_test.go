@@ -34,6 +34,7 @@ func TestMain(m *testing.M) {
 //	hold DIR                 open the replica DIR in the test process
 //	release DIR              close it again
 //	damage DIR               delete one record key behind the replica's back
+//	samedigest DIR DIR...    require equal state digests (! samedigest A B: different)
 //
 // Every script starts with the test-only hooks set (PROPHET_TEST_UUID_SEED,
 // PROPHET_TEST_NOW, see internal/cli/env.go) and PROPHET_EMAIL, so that
@@ -45,10 +46,11 @@ func TestScripts(t *testing.T) {
 		UpdateScripts:      os.Getenv("UPDATE_SCRIPTS") != "",
 		Setup:              setup,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exits":   cmdExits,
-			"hold":    cmdHold,
-			"release": cmdRelease,
-			"damage":  cmdDamage,
+			"exits":      cmdExits,
+			"hold":       cmdHold,
+			"release":    cmdRelease,
+			"damage":     cmdDamage,
+			"samedigest": cmdSameDigest,
 		},
 	})
 }
@@ -142,6 +144,25 @@ func cmdDamage(ts *testscript.TestScript, neg bool, args []string) {
 	key := append([]byte(nil), it.Key()...)
 	ts.Check(it.Close())
 	ts.Check(db.Delete(key, pebble.Sync))
+}
+
+// cmdSameDigest opens each replica read-only and compares state digests.
+func cmdSameDigest(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 || neg && len(args) != 2 {
+		ts.Fatalf("usage: samedigest DIR DIR... (negated: exactly two)")
+	}
+	digests := make([]replica.Digest, len(args))
+	for i, dir := range args {
+		r, err := replica.Open(ts.MkAbs(dir), &replica.Options{ReadOnly: true})
+		ts.Check(err)
+		digests[i] = r.Digest()
+		ts.Check(r.Close())
+	}
+	for i, d := range digests[1:] {
+		if same := d == digests[0]; same == neg {
+			ts.Fatalf("digest of %s is %s, of %s %s", args[0], digests[0], args[i+1], d)
+		}
+	}
 }
 
 type quiet struct{}

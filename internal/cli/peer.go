@@ -1,0 +1,184 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+var peerCmd = &command{
+	name:    "peer",
+	args:    "add NAME LOCATION | list | remove NAME",
+	summary: "name the replicas you pull from and push to",
+	detail: `
+Peers are names for other replicas, so that "prophet pull NAME" and "prophet
+push NAME" need no path. LOCATION is a replica directory (kept as an absolute
+path). A name is letters, digits, ".", "_" and "-", starting with a letter or
+digit; a peer name wins over a directory of the same name (write ./NAME for
+the directory). pull and push without an argument use the peer named origin,
+which clone records. The peers are kept in REPLICA/peers.json.
+
+  peer add NAME LOCATION   name a replica
+  peer list                one "NAME LOCATION" line per peer, by name
+  peer remove NAME         forget a name (the replica is not touched)
+
+With --json, list writes the peer shape of prophet --help, one per line.`,
+	mode: openRead,
+	json: true,
+	min:  1, max: 3,
+	run: func(ctx context.Context, c *call) error {
+		sub, rest := c.args[0], c.args[1:]
+		want := map[string]int{"add": 2, "list": 0, "remove": 1}
+		n, ok := want[sub]
+		if !ok || len(rest) != n {
+			return usagef("peer takes add NAME LOCATION, list, or remove NAME; run prophet peer --help")
+		}
+		if c.json && sub != "list" {
+			return usagef("peer %s: --json goes with peer list only", sub)
+		}
+		peers, err := readPeers(c.dir)
+		if err != nil {
+			return err
+		}
+		switch sub {
+		case "list":
+			for _, name := range slices.Sorted(maps.Keys(peers)) {
+				if c.json {
+					if err := writeJSON(c.out, peerJSON{name, peers[name]}); err != nil {
+						return err
+					}
+					continue
+				}
+				fmt.Fprintf(c.out, "%s %s\n", name, peers[name])
+			}
+			return c.writeErr()
+		case "add":
+			name, loc := rest[0], rest[1]
+			if err := checkPeerName(name); err != nil {
+				return err
+			}
+			if old, ok := peers[name]; ok {
+				return userf(nil, "peer %s is already %s; remove it first (prophet peer remove %s)", name, old, name)
+			}
+			if !isURL(loc) {
+				if fi, err := os.Stat(loc); err != nil || !fi.IsDir() {
+					return userf(err, "%s is not a directory; give the directory of a replica", loc)
+				}
+				if loc, err = filepath.Abs(loc); err != nil {
+					return err
+				}
+				if sameDir(loc, c.dir) {
+					return userf(nil, "%s is this replica; a peer is another replica", loc)
+				}
+			}
+			peers[name] = loc
+			if err := writePeers(c.dir, peers); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.out, "added peer %s: %s\n", name, loc)
+		case "remove":
+			name := rest[0]
+			loc, ok := peers[name]
+			if !ok {
+				return userf(nil, "no peer named %s; %s", name, knownPeers(peers))
+			}
+			delete(peers, name)
+			if err := writePeers(c.dir, peers); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.out, "removed peer %s (%s)\n", name, loc)
+		}
+		return c.writeErr()
+	},
+}
+
+// originPeer is the peer clone records, and the one pull and push use
+// without an argument.
+const originPeer = "origin"
+
+const peersFile = "peers.json"
+
+var peerNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+func checkPeerName(name string) error {
+	if !peerNameRE.MatchString(name) {
+		return usagef("peer name %q: use letters, digits, '.', '_' and '-', starting with a letter or digit, at most 64 characters", name)
+	}
+	return nil
+}
+
+// peersFileJSON is REPLICA/peers.json.
+type peersFileJSON struct {
+	Peers map[string]string `json:"peers"`
+}
+
+// readPeers reads the peers of the replica in dir (none if it has no peers
+// file).
+func readPeers(dir string) (map[string]string, error) {
+	path := filepath.Join(dir, peersFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]string{}, nil
+	} else if err != nil {
+		return nil, err
+	}
+	var f peersFileJSON
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, userf(err, "%s is not a peers file (%v); fix it, or remove it and add the peers again", path, err)
+	}
+	if f.Peers == nil {
+		f.Peers = map[string]string{}
+	}
+	return f.Peers, nil
+}
+
+// writePeers replaces the peers file atomically: a reader sees the old
+// file or the new one, also after a crash.
+func writePeers(dir string, peers map[string]string) error {
+	b, err := json.MarshalIndent(peersFileJSON{peers}, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, peersFile+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("writing the peers file: %w", err)
+	}
+	_, err = tmp.Write(append(b, '\n'))
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), filepath.Join(dir, peersFile))
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("writing the peers file: %w", err)
+	}
+	d, err := os.Open(dir)
+	if err == nil {
+		err = errors.Join(d.Sync(), d.Close())
+	}
+	if err != nil {
+		return fmt.Errorf("writing the peers file: syncing %s: %w", dir, err)
+	}
+	return nil
+}
+
+// knownPeers says which peers there are, for messages.
+func knownPeers(peers map[string]string) string {
+	if len(peers) == 0 {
+		return "there are no peers (add one with prophet peer add NAME LOCATION)"
+	}
+	return "the peers are " + strings.Join(slices.Sorted(maps.Keys(peers)), ", ") + " (prophet peer list)"
+}

@@ -1,0 +1,39 @@
+package cli
+
+import (
+	"context"
+	"flag"
+)
+
+var pullCmd = &command{
+	name:    "pull",
+	args:    "[SOURCE]",
+	summary: "bring in the changesets another replica has and this one lacks",
+	detail: `
+Integrates into this replica everything SOURCE (a replica directory or a peer
+name; without one, the peer named origin) has that this one lacks: first the
+decisions of its resolution database, then its changesets, skipping by the
+merge tickets what is already here. Prints how many changesets were
+integrated (settlements included), skipped, and conflicts settled; "already
+up to date" when there was nothing to bring in.
+
+A changeset that conflicts with this replica is settled, in order, when both
+sides made the same change, by the resolution database (a decision recorded
+for the same conflict, here or on any replica it came from), by --prefer
+(mine keeps this replica's values, theirs takes SOURCE's; recorded for the
+others), or, on a terminal, by asking. Otherwise the pull stops with exit 1
+before that changeset, keeping everything before it, and says what
+conflicts; run it again with --prefer to go on.
+
+Replicas of different databases are refused unless --force. --dry-run
+counts what a pull would read and what of it is new, and changes nothing;
+it cannot tell whether there are conflicts. With --json, the pull shape of
+prophet --help (the dry-run shape with --dry-run).`,
+	mode: openNothing,
+	json: true,
+	min:  0, max: 1,
+	setup: func(fs *flag.FlagSet) runFunc {
+		f := addSyncFlags(fs)
+		return func(ctx context.Context, c *call) error { return c.sync(ctx, f, false) }
+	},
+}
