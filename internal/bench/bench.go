@@ -9,6 +9,9 @@
 //	        writers, and the bulk path on a replica holding --records records
 //	log     a scan of the whole log with replica.Log, at two log sizes, with
 //	        the heap sampled during the scan to show it is flat in log size
+//	pull    merge.Clone by copy (in a child process, for its peak RSS) and by
+//	        pull, an incremental pull, no-op pulls at two log sizes, and raw
+//	        Pebble scanning the same log
 //
 // Every benchmark works in a temporary directory under --dir and removes it
 // afterwards. Progress goes to stderr, results to stdout (a table, or one
@@ -39,6 +42,10 @@ Benchmarks:
   log      build a log of --records changesets and of a tenth as many, then
            scan each with replica.Log: entries/s and the heap at 10%, 50%
            and 100% of the scan
+  pull     clone a source of --changesets by copy (its rate and peak RSS,
+           in a child process) and one of --pull-changesets by pulling;
+           pull 1000 new changesets into the clone; time no-op pulls at
+           10,000 and --changesets; scan the logs with raw Pebble
 
 Run 'prophet bench BENCHMARK --help' for its flags.
 `
@@ -46,9 +53,15 @@ Run 'prophet bench BENCHMARK --help' for its flags.
 // Run runs one benchmark. args are the words after "prophet bench": the
 // benchmark's name, then its flags. Results go to stdout, progress to
 // stderr.
+//
+// In the child process of `bench pull` (childEnv set), Run clones and
+// returns instead (child.go).
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if mode := os.Getenv(childEnv); mode != "" {
+		return runChild(ctx, mode, args, stdout)
+	}
 	if len(args) == 0 {
-		return usageErrorf("name a benchmark: prophet bench append, or prophet bench log (see prophet bench --help)")
+		return usageErrorf("name a benchmark: prophet bench append, log or pull (see prophet bench --help)")
 	}
 	var err error
 	switch args[0] {
@@ -59,8 +72,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		err = runAppend(ctx, args[1:], stdout, stderr)
 	case "log":
 		err = runLog(ctx, args[1:], stdout, stderr)
+	case "pull":
+		err = runPull(ctx, args[1:], stdout, stderr)
 	default:
-		return usageErrorf("unknown benchmark %q: want append or log (see prophet bench --help)", args[0])
+		return usageErrorf("unknown benchmark %q: want append, log or pull (see prophet bench --help)", args[0])
 	}
 	if errors.Is(err, errHelp) {
 		return nil
