@@ -130,7 +130,7 @@ func Pull(ctx context.Context, src Source, dst Sink, opts *Options) (Report, err
 		if perr != nil {
 			return rep, fmt.Errorf("%w (prompt: %v)", err, perr)
 		}
-		if _, err := record(ctx, dst.ResolutionDB(), o.Clock, ue.Conflict, out, "prompt"); err != nil {
+		if _, err := record(ctx, dst.ResolutionDB(), o.Clock(), ue.Conflict, out, "prompt"); err != nil {
 			return rep, err
 		}
 	}
@@ -199,6 +199,9 @@ func pull(ctx context.Context, src Source, dst Sink, o *Options) (Report, error)
 	}
 	s := &stream{o: o, src: src, dst: dst, self: di.Replica, selfLatest: di.Latest, tickets: tickets, rep: &rep,
 		units: make(chan *unit, 64), stop: make(chan struct{})}
+	if n, ok := src.(NoOldValues); ok {
+		s.noOldValues = n.SendsNoOldValues()
+	}
 	err = s.run(ctx)
 	if rep.Position > pos {
 		if perr := dst.SetPosition(ctx, si.Replica, rep.Position); perr != nil && err == nil {
@@ -259,6 +262,8 @@ type stream struct {
 	rep        *Report              // reader goroutine, until it ends
 	// conflicts settled (committer goroutine, in settle)
 	conflicts int
+	// noOldValues: the source cannot send old values (NoOldValues)
+	noOldValues bool
 
 	units chan *unit
 	stop  chan struct{}

@@ -75,13 +75,14 @@ var (
 //  1. identical changes: both sides agree, nothing to record;
 //  2. the resolution database, by majority vote;
 //  3. the merge's Resolver (--prefer mine|theirs, or the Go API's);
-//  4. a source that sent no old values (foreign replicas cannot): theirs;
+//  4. an update with no old value at all, from a source that says it
+//     cannot send them (a foreign replica's gateway, NoOldValues): theirs;
 //  5. otherwise the pull stops with *UnresolvedError (Pull then asks
 //     Options.Prompt, if set).
 //
 // Decisions of 3 and 4 are recorded in the resolution database, so the
 // replicas that meet the same conflict later settle it the same way.
-func (s *stream) settle(cs *changeset.Changeset, conflicts []replica.Conflict) ([]replica.Outcome, error) {
+func (s *stream) settle(cs *changeset.Changeset, conflicts []replica.Conflict, stamp time.Time) ([]replica.Outcome, error) {
 	out := make([]replica.Outcome, len(conflicts))
 	res := s.dst.ResolutionDB()
 	for i := range conflicts {
@@ -113,14 +114,14 @@ func (s *stream) settle(cs *changeset.Changeset, conflicts []replica.Conflict) (
 				out[i], how = o, s.o.Resolver.Name()
 			}
 		}
-		if how == "" && c.Op == changeset.Update && noOldValues(cs, c) {
+		if how == "" && s.noOldValues && c.Op == changeset.Update && noOldValues(cs, c) {
 			out[i], how = c.Source, "missing-old-values"
 		}
 		if how == "" {
 			return nil, &UnresolvedError{Conflict: c}
 		}
 		if res != nil {
-			if _, err := record(context.Background(), res, s.o.Clock, c, out[i], how); err != nil {
+			if _, err := record(context.Background(), res, stamp, c, out[i], how); err != nil {
 				return nil, err
 			}
 		}
@@ -128,6 +129,12 @@ func (s *stream) settle(cs *changeset.Changeset, conflicts []replica.Conflict) (
 	}
 	return out, nil
 }
+
+// NoOldValues is implemented by sources that cannot know old values (the
+// gateways of foreign replicas): their updates that list none are accepted
+// as they come when they conflict. A native replica always sends old values
+// ("" is a value: absent), so this never applies to it.
+type NoOldValues interface{ SendsNoOldValues() bool }
 
 // noOldValues reports whether the change behind c lists no old value at all.
 func noOldValues(cs *changeset.Changeset, c *Conflict) bool {
@@ -145,13 +152,14 @@ func noOldValues(cs *changeset.Changeset, c *Conflict) bool {
 }
 
 // record writes a decision into the resolution database.
-func record(ctx context.Context, res Resolutions, clock func() time.Time, c *Conflict, out replica.Outcome, how string) (resolution.Decision, error) {
+// stamp is when the decision takes effect: the resolution's creation time.
+func record(ctx context.Context, res Resolutions, stamp time.Time, c *Conflict, out replica.Outcome, how string) (resolution.Decision, error) {
 	if res == nil {
 		return resolution.Decision{}, nil
 	}
 	rc := toResolution(&c.Conflict)
 	final := toOutcome(out)
-	d, err := res.Record(ctx, resolution.Decision{Stamp: clock().UnixNano(), Fingerprint: rc.Fingerprint(), Conflict: rc, Final: final, How: how})
+	d, err := res.Record(ctx, resolution.Decision{Stamp: stamp.UnixNano(), Fingerprint: rc.Fingerprint(), Conflict: rc, Final: final, How: how})
 	if err != nil {
 		return d, fmt.Errorf("merge: recording how the conflict on %s %s was settled: %w", c.Type, c.Record, err)
 	}

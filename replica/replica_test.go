@@ -331,7 +331,7 @@ func TestIntegrate(t *testing.T) {
 	// nullification and a resolution, all three in one unit; the settler
 	// sees the conflict as both sides would.
 	var seen []replica.Conflict
-	mine := func(_ *changeset.Changeset, cs []replica.Conflict) ([]replica.Outcome, error) {
+	mine := func(_ *changeset.Changeset, cs []replica.Conflict, _ time.Time) ([]replica.Outcome, error) {
 		seen = cs
 		out := make([]replica.Outcome, len(cs))
 		for i := range cs {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -78,7 +79,11 @@ func (c *Conflict) Identical() bool { return c.Source.equal(&c.Target) }
 // order. It runs on the committer goroutine, inside the unit being staged:
 // it must be quick and must not call into the replica. An error fails the
 // unit, and nothing of it is written.
-type Settler func(cs *changeset.Changeset, conflicts []Conflict) ([]Outcome, error)
+//
+// stamp is the creation time the resolution will have: the moment the
+// decision takes effect, in the order every replica uses (record it with
+// the decision).
+type Settler func(cs *changeset.Changeset, conflicts []Conflict, stamp time.Time) ([]Outcome, error)
 
 // conflictOf describes ch's conflict with cur (the visible state; nil: no
 // live record).
@@ -99,7 +104,10 @@ func conflictOf(ch *changeset.Change, cur *state) Conflict {
 	listed := map[string]bool{}
 	for _, p := range ch.Props {
 		listed[p.Name] = true
-		if target(p.Name) != p.Old {
+		// Against a record that is not live here every property an
+		// update sets is in conflict: the other side sees them as
+		// values its delete would remove.
+		if target(p.Name) != p.Old || (cur == nil && ch.Op == changeset.Update) {
 			add(p.Name, p.Old, p.New)
 		}
 	}
@@ -137,7 +145,14 @@ func (u *unit) settle(cs *changeset.Changeset, settle Settler) error {
 			conflicts = append(conflicts, conflictOf(ch, cur.visible()))
 		}
 	}
-	finals, err := callSettler(settle, cs, conflicts)
+	// The nullification and the resolution come after cs, and after
+	// everything here, in stamp order; the settler learns the
+	// resolution's stamp, which is when the decision takes effect.
+	r := u.t.c.r
+	u.hlc = max(u.hlc, cs.Created.UnixNano())
+	nullAt := u.tick(r.opts.Clock())
+	resAt := u.tick(r.opts.Clock())
+	finals, err := callSettler(settle, cs, conflicts, resAt)
 	if err != nil {
 		return err
 	}
@@ -151,85 +166,150 @@ func (u *unit) settle(cs *changeset.Changeset, settle Settler) error {
 	if identical {
 		return u.append(cs, false, false)
 	}
-	// The nullification and resolution come after cs in stamp order too.
-	u.hlc = max(u.hlc, cs.Created.UnixNano())
 
-	var null []Edit
-	for _, r := range recs {
-		cur, _ := u.lookup(r.k, false)
+	// The nullification: each conflicting record as cs expects it.
+	var null []changeset.Change
+	for _, rc := range recs {
+		cur, _ := u.lookup(rc.k, false)
 		vis := cur.visible()
-		e := Edit{Type: r.k.typ, Record: r.k.id, Set: map[string]string{}}
+		ch := changeset.Change{RecordType: rc.k.typ, Record: rc.k.id}
 		switch {
-		case r.ch.Op == changeset.Add:
-			e.Op = Delete
+		case rc.ch.Op == changeset.Add:
+			ch.Op = changeset.Delete
+			ch.Props = propChanges(vis.Props, nil)
 		case vis == nil:
-			e.Op = Create
-		default:
-			e.Op = Update
-			if r.ch.Op == changeset.Delete {
-				for _, p := range vis.Props {
-					e.Set[p.Name] = ""
+			// Back, with what it had (an update expects its other
+			// properties to be there; a delete lists all of them).
+			ch.Op = changeset.Add
+			want := map[string]string{}
+			if rc.ch.Op == changeset.Update {
+				for _, g := range cur.liveRegs() {
+					want[g.Name] = g.Value
 				}
 			}
+			for _, p := range rc.ch.Props {
+				want[p.Name] = p.Old
+			}
+			ch.Props = propChanges(nil, want)
+		default:
+			ch.Op = changeset.Update
+			want := map[string]string{}
+			if rc.ch.Op == changeset.Delete {
+				for _, p := range vis.Props {
+					want[p.Name] = ""
+				}
+			}
+			for _, p := range rc.ch.Props {
+				want[p.Name] = p.Old
+			}
+			ch.Props = propChanges(vis.Props, want)
 		}
-		for _, p := range r.ch.Props {
-			e.Set[p.Name] = p.Old
-		}
-		null = append(null, e)
+		null = append(null, ch)
 	}
-	if _, err := u.edits(null, func(c *changeset.Changeset) { c.IsNullification = true }); err != nil {
+	if err := u.local(null, nullAt, func(c *changeset.Changeset) { c.IsNullification = true }); err != nil {
 		return fmt.Errorf("replica: settling changeset %s: nullification: %w", cs.ID(), err)
 	}
 	if err := u.append(cs, false, true); err != nil {
 		return fmt.Errorf("replica: settling changeset %s: it still conflicts after its nullification (this is a bug): %w", cs.ID(), err)
 	}
 
-	var res []Edit
-	for i, r := range recs {
-		cur, _ := u.lookup(r.k, false)
+	// The resolution: each conflicting record as decided. Where the
+	// conflict is about the record being live, it writes the live register
+	// itself (an add, or a delete), so that the latest decision wins that
+	// too, wherever the changesets travel.
+	var res []changeset.Change
+	for i, rc := range recs {
+		cur, _ := u.lookup(rc.k, false)
 		vis, f := cur.visible(), finals[i]
-		e := Edit{Type: r.k.typ, Record: r.k.id, Set: map[string]string{}}
+		liveness := conflicts[i].Source.Live != conflicts[i].Target.Live
+		ch := changeset.Change{RecordType: rc.k.typ, Record: rc.k.id}
+		want := map[string]string{}
+		for _, p := range f.Props {
+			want[p.Name] = p.Value
+		}
 		switch {
-		case !f.Live && vis == nil:
+		case !f.Live && vis == nil && !liveness:
 			continue
 		case !f.Live:
-			e.Op = Delete
-		case vis == nil:
-			// Brought back: with every property it had, then the
-			// outcome's.
-			e.Op = Create
-			for _, g := range cur.Regs {
-				if g.Value != "" {
-					e.Set[g.Name] = g.Value
+			ch.Op = changeset.Delete
+			if vis != nil {
+				ch.Props = propChanges(vis.Props, nil)
+			}
+		case liveness || vis == nil:
+			ch.Op = changeset.Add
+			all := map[string]string{}
+			for _, g := range cur.liveRegs() {
+				all[g.Name] = g.Value
+			}
+			if vis != nil {
+				for _, p := range vis.Props {
+					all[p.Name] = p.Value
 				}
 			}
+			for n, v := range want {
+				all[n] = v
+			}
+			ch.Props = propChanges(nil, all)
 		default:
-			e.Op = Update
-		}
-		if e.Op != Delete {
-			for _, p := range f.Props {
-				e.Set[p.Name] = p.Value
+			ch.Op = changeset.Update
+			ch.Props = propChanges(vis.Props, want)
+			if len(ch.Props) == 0 {
+				continue
 			}
 		}
-		res = append(res, e)
+		res = append(res, ch)
 	}
 	if len(res) > 0 {
-		if _, err := u.edits(res, func(c *changeset.Changeset) { c.IsResolution = true }); err != nil {
+		if err := u.local(res, resAt, func(c *changeset.Changeset) { c.IsResolution = true }); err != nil {
 			return fmt.Errorf("replica: settling changeset %s: resolution: %w", cs.ID(), err)
 		}
 	}
 	return nil
 }
 
+// local stages a local changeset of changes, created at, not checked: a
+// nullification or resolution, whose writes take effect by stamp.
+func (u *unit) local(changes []changeset.Change, at time.Time, flag func(*changeset.Changeset)) error {
+	r := u.t.c.r
+	cs := &changeset.Changeset{Creator: r.opts.Creator, Created: at, Changes: changes}
+	flag(cs)
+	cs.Normalize()
+	return u.append(cs, true, false)
+}
+
+// propChanges lists the property changes that take props (a visible state)
+// to want: every name in want, set ("" unsets); with want nil, every
+// property of props is unset (a delete). Names whose value does not change
+// are left out.
+func propChanges(props []Prop, want map[string]string) []changeset.PropChange {
+	cur := map[string]string{}
+	for _, p := range props {
+		cur[p.Name] = p.Value
+	}
+	var out []changeset.PropChange
+	if want == nil {
+		for _, p := range props {
+			out = append(out, changeset.PropChange{Name: p.Name, Old: p.Value})
+		}
+		return out
+	}
+	for n, v := range want {
+		if cur[n] != v {
+			out = append(out, changeset.PropChange{Name: n, Old: cur[n], New: v})
+		}
+	}
+	return out
+}
+
 // callSettler calls settle, turning a panic in it into an error: it runs on
 // the committer goroutine, which must survive it.
-func callSettler(settle Settler, cs *changeset.Changeset, conflicts []Conflict) (out []Outcome, err error) {
+func callSettler(settle Settler, cs *changeset.Changeset, conflicts []Conflict, stamp time.Time) (out []Outcome, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			out, err = nil, fmt.Errorf("replica: the conflict settler panicked: %v", p)
 		}
 	}()
-	out, err = settle(cs, conflicts)
+	out, err = settle(cs, conflicts, stamp)
 	if err == nil && out == nil && len(conflicts) > 0 {
 		err = errors.New("replica: the conflict settler returned no outcomes")
 	}

@@ -323,3 +323,18 @@ type Digest [32]byte
 func (d Digest) String() string { return fmt.Sprintf("%x", d[:]) }
 
 func timeFromNanos(ns int64) time.Time { return time.Unix(0, ns).UTC() }
+
+// liveRegs returns the registers with a value: what a record brought back
+// had, whatever life it was in.
+func (s *state) liveRegs() []reg {
+	if s == nil {
+		return nil
+	}
+	var out []reg
+	for _, g := range s.Regs {
+		if g.Value != "" {
+			out = append(out, g)
+		}
+	}
+	return out
+}
