@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/prophet-sync/prophet/merge"
@@ -35,9 +36,17 @@ replica like any other: run prophet --replica DIR pull to finish it. With
 		if err := checkEmptyDir(dir, "clone into"); err != nil {
 			return err
 		}
-		src, err := c.openLocal(ctx, source, false)
+		// Open for writing, the source can be copied whole (its commits
+		// wait meanwhile), much faster than replaying its log; a source
+		// this user may not write to is cloned by a pull.
+		so := c.opts
+		src, err := merge.Open(ctx, source, &so)
+		if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+			so.ReadOnly = true
+			src, err = merge.Open(ctx, source, &so)
+		}
 		if err != nil {
-			return err
+			return c.otherReplicaErr(err, source)
 		}
 		defer closeLocal(src, &err)
 
