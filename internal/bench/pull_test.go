@@ -74,7 +74,7 @@ func TestRunPullJSON(t *testing.T) {
 		"pull_raw_scan.changesets", "pull_raw_scan.bytes", "pull_raw_scan.changesets_per_sec",
 		"clone_to_raw_scan", "pull_clone_to_raw_scan", "clone_to_pull_clone",
 		"incremental_pull.changesets", "incremental_pull.read", "incremental_pull.seconds", "incremental_pull.changesets_per_sec",
-		"noop_pull_ratio",
+		"noop_pull_ratio", "bench_peak_heap_inuse_bytes",
 		"targets.clone_changesets_per_sec_min", "targets.noop_pull_seconds_max", "targets.noop_pull_ratio_max", "targets.clone_peak_rss_bytes_max",
 	}
 	for _, lat := range []string{"noop_pull_small", "noop_pull_large", "open_pull_close_small", "open_pull_close_large"} {
