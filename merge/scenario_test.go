@@ -59,9 +59,12 @@ package merge_test
 //	      add ID p=v ...            update ID p=old→new ...
 //	      delete ID (p=v ...)       with ∅ for an absent value.
 //	conflicts on=A
-//	    Every decision in A's resolution database, then, per conflict
-//	    fingerprint (F1, F2... by first appearance in this script), what
-//	    resolution.DB.Lookup answers: the winning outcome and its votes.
+//	    Every decision in A's resolution database: ORIGIN#SEQ, its stamp
+//	    (the creation time of the resolution written with it, as log shows
+//	    it), its fingerprint, the record, how it was made and the conflict.
+//	    Then, per conflict fingerprint (F1, F2... by first appearance in
+//	    this script), what resolution.DB.Lookup answers: the winning
+//	    outcome and its votes.
 //	tickets on=A
 //	    A's merge tickets (per origin, the highest origin seq integrated)
 //	    and its positions in its peers' logs.
