@@ -67,7 +67,11 @@ func Clone(ctx context.Context, src *Replica, dir string, opts *Options) (*Repli
 	if err != nil {
 		return fail(fmt.Errorf("replica: copy %s: %w", src.dir, err))
 	}
-	db, err := pebble.Open(tmp, pebbleOptions(&o, false))
+	// The copy is read once, start to end, and gets one small write:
+	// a small cache and memtable keep memory flat whatever its size.
+	po := pebbleOptions(&o, false)
+	po.CacheSize, po.MemTableSize = 16<<20, 4<<20
+	db, err := pebble.Open(tmp, po)
 	if err != nil {
 		return fail(fmt.Errorf("replica: open the copy of %s: %w", src.dir, err))
 	}
@@ -123,7 +127,7 @@ func adopt(ctx context.Context, db *pebble.DB, src uuid.UUID, durable uint64, id
 		if cid.Origin == src {
 			b.Set(originKey(cid.Origin, cid.Seq), appendU64(nil, seq), nil)
 		}
-		if b.Len() >= 4<<20 {
+		if b.Len() >= 1<<20 {
 			// In pieces, so memory stays flat; the last commit syncs
 			// them all, and a crash before it leaves only clone.tmp.
 			if err := b.Commit(pebble.NoSync); err != nil {
