@@ -118,21 +118,24 @@ var (
 // on from there.
 func Pull(ctx context.Context, src Source, dst Sink, opts *Options) (Report, error) {
 	o := defaults(opts)
+	answers := map[resolution.Fingerprint]replica.Outcome{}
 	for {
-		rep, err := pull(ctx, src, dst, &o)
+		rep, err := pull(ctx, src, dst, &o, answers)
 		var ue *UnresolvedError
 		if o.Prompt == nil || !errors.As(err, &ue) {
 			return rep, err
 		}
-		// Ask, outside the commit path, record the answer, and go on: the
-		// resolution database now settles it.
+		// Ask, outside the commit path, and go on from the conflicting
+		// changeset: the settler takes the answer (and records it, stamped
+		// with its resolution, like every decision).
 		out, perr := o.Prompt(ctx, ue.Conflict)
 		if perr != nil {
 			return rep, fmt.Errorf("%w (prompt: %v)", err, perr)
 		}
-		if _, err := record(ctx, dst.ResolutionDB(), o.Clock(), ue.Conflict, out, "prompt"); err != nil {
-			return rep, err
+		if _, seen := answers[ue.Conflict.Fingerprint]; seen {
+			return rep, fmt.Errorf("merge: the answer to the prompt did not settle the conflict: %w", err)
 		}
+		answers[ue.Conflict.Fingerprint] = out
 	}
 }
 
@@ -162,7 +165,7 @@ func Check(si, di Info, force bool) error {
 	return nil
 }
 
-func pull(ctx context.Context, src Source, dst Sink, o *Options) (Report, error) {
+func pull(ctx context.Context, src Source, dst Sink, o *Options, answers map[resolution.Fingerprint]replica.Outcome) (Report, error) {
 	si, err := src.Info(ctx)
 	if err != nil {
 		return Report{}, fmt.Errorf("merge: reading the source: %w", err)
@@ -197,7 +200,7 @@ func pull(ctx context.Context, src Source, dst Sink, o *Options) (Report, error)
 	if err != nil {
 		return rep, err
 	}
-	s := &stream{o: o, src: src, dst: dst, self: di.Replica, selfLatest: di.Latest, tickets: tickets, rep: &rep,
+	s := &stream{o: o, src: src, dst: dst, self: di.Replica, selfLatest: di.Latest, tickets: tickets, rep: &rep, answers: answers,
 		units: make(chan *unit, 64), stop: make(chan struct{})}
 	if n, ok := src.(NoOldValues); ok {
 		s.noOldValues = n.SendsNoOldValues()
@@ -264,6 +267,8 @@ type stream struct {
 	conflicts int
 	// noOldValues: the source cannot send old values (NoOldValues)
 	noOldValues bool
+	// answers given at the prompt in this pull, by fingerprint
+	answers map[resolution.Fingerprint]replica.Outcome
 
 	units chan *unit
 	stop  chan struct{}

@@ -3,6 +3,7 @@ package merge_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/prophet-sync/prophet/merge"
 	"github.com/prophet-sync/prophet/replica"
+	"github.com/prophet-sync/prophet/resolution"
 )
 
 var ctx = context.Background()
@@ -210,5 +212,87 @@ func TestRestoredReplicaRefused(t *testing.T) {
 	defer old.Close()
 	if _, err := merge.Pull(ctx, b, old, nil); err == nil || !strings.Contains(err.Error(), "restored from an older copy") {
 		t.Fatalf("pull into a restored replica: %v", err)
+	}
+}
+
+// conflicted makes a and b (one database) disagree on a ticket's status and
+// returns its UUID.
+func conflicted(t *testing.T) (a, b *merge.Local, id uuid.UUID) {
+	t.Helper()
+	db := uuid.New()
+	a, b = newLocal(t, db), newLocal(t, db)
+	cs, err := a.R.Commit(ctx, replica.Edit{Type: "bug", Op: replica.Create, Set: map[string]string{"status": "new"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id = cs.Changes[0].Record
+	pull(t, b, a, nil)
+	a.R.Commit(ctx, replica.Edit{Type: "bug", Record: id, Op: replica.Update, Set: map[string]string{"status": "open"}})
+	b.R.Commit(ctx, replica.Edit{Type: "bug", Record: id, Op: replica.Update, Set: map[string]string{"owner": "bill", "status": "closed"}})
+	return a, b, id
+}
+
+// A question at the prompt is asked once, outside the commit, and its
+// answer is recorded like any decision: stamped with its resolution.
+func TestPromptAnswerRecorded(t *testing.T) {
+	a, b, id := conflicted(t)
+	asked := 0
+	rep, err := merge.Pull(ctx, a, b, &merge.Options{Prompt: func(_ context.Context, c *merge.Conflict) (replica.Outcome, error) {
+		asked++
+		return c.Target, nil
+	}})
+	if err != nil || asked != 1 || rep.Conflicts != 1 || get(t, b, id, "status") != "closed" {
+		t.Fatalf("prompted pull: %+v, %v, asked %d, status %q", rep, err, asked, get(t, b, id, "status"))
+	}
+	var stamps []int64
+	b.Res.All(func(d resolution.Decision) error {
+		if d.How == "prompt" {
+			stamps = append(stamps, d.Stamp)
+		}
+		return nil
+	})
+	last, err := b.R.ReadChangeset(b.R.LatestSeq())
+	if err != nil || !last.IsResolution || len(stamps) != 1 || stamps[0] != last.Created.UnixNano() {
+		t.Fatalf("decision stamps %v, resolution %v (%v)", stamps, last, err)
+	}
+	// An answer that errors stops the pull with the conflict.
+	a2, b2, _ := conflicted(t)
+	_, err = merge.Pull(ctx, a2, b2, &merge.Options{Prompt: func(context.Context, *merge.Conflict) (replica.Outcome, error) {
+		return replica.Outcome{}, errors.New("aborted")
+	}})
+	var ue *merge.UnresolvedError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "aborted") {
+		t.Fatalf("aborted prompt: %v", err)
+	}
+}
+
+// noOld is a source that says it cannot send old values, as a foreign
+// replica's gateway does.
+type noOld struct{ *merge.Local }
+
+func (noOld) SendsNoOldValues() bool { return true }
+
+// Only a source that cannot send old values gets its old-value-less
+// updates accepted as they come; a native replica's "" is a value.
+func TestMissingOldValues(t *testing.T) {
+	db := uuid.New()
+	a, b := newLocal(t, db), newLocal(t, db)
+	cs, _ := a.R.Commit(ctx, replica.Edit{Type: "bug", Op: replica.Create, Set: map[string]string{"status": "new"}})
+	id := cs.Changes[0].Record
+	pull(t, b, a, nil)
+	a.R.Commit(ctx, replica.Edit{Type: "bug", Record: id, Op: replica.Update, Set: map[string]string{"owner": "ann"}})
+	b.R.Commit(ctx, replica.Edit{Type: "bug", Record: id, Op: replica.Update, Set: map[string]string{"owner": "bill"}})
+	var ue *merge.UnresolvedError
+	if _, err := merge.Pull(ctx, a, b, nil); !errors.As(err, &ue) {
+		t.Fatalf("native source, update with old value \"\": %v", err)
+	}
+	rep, err := merge.Pull(ctx, noOld{a}, b, nil)
+	if err != nil || rep.Conflicts != 1 || get(t, b, id, "owner") != "ann" {
+		t.Fatalf("source without old values: %+v %v, owner %q", rep, err, get(t, b, id, "owner"))
+	}
+	var hows []string
+	b.Res.All(func(d resolution.Decision) error { hows = append(hows, d.How); return nil })
+	if fmt.Sprint(hows) != "[missing-old-values]" {
+		t.Fatalf("decisions: %v", hows)
 	}
 }

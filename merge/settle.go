@@ -77,10 +77,10 @@ var (
 //  3. the merge's Resolver (--prefer mine|theirs, or the Go API's);
 //  4. an update with no old value at all, from a source that says it
 //     cannot send them (a foreign replica's gateway, NoOldValues): theirs;
-//  5. otherwise the pull stops with *UnresolvedError (Pull then asks
-//     Options.Prompt, if set).
+//  5. otherwise the pull stops with *UnresolvedError; Pull then asks
+//     Options.Prompt, if set, and runs again with the answer.
 //
-// Decisions of 3 and 4 are recorded in the resolution database, so the
+// Decisions of 3, 4 and 5 are recorded in the resolution database, so the
 // replicas that meet the same conflict later settle it the same way.
 func (s *stream) settle(cs *changeset.Changeset, conflicts []replica.Conflict, stamp time.Time) ([]replica.Outcome, error) {
 	out := make([]replica.Outcome, len(conflicts))
@@ -105,7 +105,10 @@ func (s *stream) settle(cs *changeset.Changeset, conflicts []replica.Conflict, s
 			}
 		}
 		how := ""
-		if s.o.Resolver != nil {
+		if a, ok := s.answers[c.Fingerprint]; ok {
+			out[i], how = a, "prompt"
+		}
+		if how == "" && s.o.Resolver != nil {
 			o, ok, err := s.o.Resolver.Resolve(c)
 			if err != nil {
 				return nil, fmt.Errorf("merge: resolver %s: %w", s.o.Resolver.Name(), err)

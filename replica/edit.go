@@ -166,6 +166,9 @@ func applyChange(cs *changeset.Changeset, ch *changeset.Change, cur *state, chec
 		next = &state{}
 	}
 	k := stampOf(cs)
+	if ch.Op == changeset.Add && k.cmp(next.AddK) > 0 {
+		next.AddK = k
+	}
 	switch ch.Op {
 	case changeset.Add, changeset.Delete:
 		if k.cmp(next.LiveK) > 0 || (cur == nil) {

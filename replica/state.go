@@ -71,7 +71,10 @@ type state struct {
 	LUID    uint64    // assigned when the record last became live here
 	Live    bool
 	LiveK   stamp // writer of Live
-	Regs    []reg // sorted by Name
+	// AddK is the latest add's stamp: the start of the record's latest
+	// life, which a deleted record needs to tell what it had (liveRegs).
+	AddK stamp
+	Regs []reg // sorted by Name
 	// Props is the visible state: for a live record, the registers with a
 	// value whose writer is not older than LiveK. Derived, not stored.
 	Props []Prop
@@ -126,9 +129,10 @@ func (s *state) clone() *state {
 }
 
 // encodeState is the R value: msgpack [creator, origin bin16, created int,
-// luid uint, live bool, live-writer index, [stamps: t, origin bin16, seq,
-// ...], [registers: name, value, writer index, ...]]. Stamps are stored
-// once each: a record's registers mostly share a few writers.
+// luid uint, live bool, live-writer index, latest-add index, [stamps: t,
+// origin bin16, seq, ...], [registers: name, value, writer index, ...]].
+// Stamps are stored once each: a record's registers mostly share a few
+// writers.
 func encodeState(s *state) []byte {
 	var buf bytes.Buffer
 	e := msgpack.NewEncoder(&buf)
@@ -143,18 +147,19 @@ func encodeState(s *state) []byte {
 		ks = append(ks, k)
 		return len(ks) - 1
 	}
-	liveIdx := idx(s.LiveK)
+	liveIdx, addIdx := idx(s.LiveK), idx(s.AddK)
 	regIdx := make([]int, len(s.Regs))
 	for i, r := range s.Regs {
 		regIdx[i] = idx(r.K)
 	}
-	e.EncodeArrayLen(8)
+	e.EncodeArrayLen(9)
 	e.EncodeString(s.Creator)
 	e.EncodeBytes(s.Origin[:])
 	e.EncodeInt(s.Created)
 	e.EncodeUint(s.LUID)
 	e.EncodeBool(s.Live)
 	e.EncodeInt(int64(liveIdx))
+	e.EncodeInt(int64(addIdx))
 	e.EncodeArrayLen(3 * len(ks))
 	for _, k := range ks {
 		e.EncodeInt(k.T)
@@ -176,7 +181,7 @@ func decodeState(b []byte) (*state, error) {
 		return nil, fmt.Errorf("%w: record state: %v", ErrCorrupt, err)
 	}
 	n, err := d.DecodeArrayLen()
-	if err != nil || n != 8 {
+	if err != nil || n != 9 {
 		return bad(fmt.Errorf("header %d, %v", n, err))
 	}
 	s := &state{}
@@ -196,6 +201,10 @@ func decodeState(b []byte) (*state, error) {
 		return bad(err)
 	}
 	liveIdx, err := d.DecodeInt()
+	if err != nil {
+		return bad(err)
+	}
+	addIdx, err := d.DecodeInt()
 	if err != nil {
 		return bad(err)
 	}
@@ -222,6 +231,9 @@ func decodeState(b []byte) (*state, error) {
 		return ks[i], nil
 	}
 	if s.LiveK, err = at(liveIdx); err != nil {
+		return bad(err)
+	}
+	if s.AddK, err = at(addIdx); err != nil {
 		return bad(err)
 	}
 	if m, err = d.DecodeArrayLen(); err != nil || m < 0 || m%3 != 0 || m > len(b) {
@@ -324,15 +336,16 @@ func (d Digest) String() string { return fmt.Sprintf("%x", d[:]) }
 
 func timeFromNanos(ns int64) time.Time { return time.Unix(0, ns).UTC() }
 
-// liveRegs returns the registers with a value: what a record brought back
-// had, whatever life it was in.
+// liveRegs returns what a record had in its latest life: the registers with
+// a value written since the latest add. For a live record these are its
+// visible properties; for a deleted one, what bringing it back restores.
 func (s *state) liveRegs() []reg {
 	if s == nil {
 		return nil
 	}
 	var out []reg
 	for _, g := range s.Regs {
-		if g.Value != "" {
+		if g.Value != "" && g.K.cmp(s.AddK) >= 0 {
 			out = append(out, g)
 		}
 	}
