@@ -155,7 +155,12 @@ type child struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	out   bytes.Buffer
-	floor uint64 // the peak RSS of the parent's memory when it started the child
+	// A child's stderr goes straight to ours when that is a file;
+	// otherwise (tests) to errs, copied to stderr once it has exited, so
+	// that nothing writes to stderr from two goroutines.
+	errs   bytes.Buffer
+	stderr io.Writer
+	floor  uint64 // the peak RSS of the parent's memory when it started the child
 }
 
 // startChild starts a child process that will clone src into dst (mode
@@ -168,6 +173,9 @@ func startChild(ctx context.Context, mode, src, dst string, stderr io.Writer) (*
 	c := &child{mode: mode, cmd: exec.CommandContext(ctx, exe, "bench", "pull", src, dst)}
 	c.cmd.Env = append(os.Environ(), childEnv+"="+mode)
 	c.cmd.Stdout, c.cmd.Stderr = &c.out, stderr
+	if _, ok := stderr.(*os.File); !ok {
+		c.cmd.Stderr, c.stderr = &c.errs, stderr
+	}
 	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
 		return nil, err
 	}
@@ -186,6 +194,7 @@ func (c *child) abort() {
 	}
 	c.stdin.Close()
 	c.cmd.Wait()
+	c.flushErrs()
 }
 
 // run tells the child to go, waits for it, and returns what it reported,
@@ -194,6 +203,7 @@ func (c *child) run() (CloneResult, error) {
 	start := time.Now()
 	_, err := io.WriteString(c.stdin, "go\n")
 	err = errors.Join(err, c.stdin.Close(), c.cmd.Wait())
+	c.flushErrs()
 	wall := time.Since(start)
 	if err != nil {
 		return CloneResult{}, fmt.Errorf("bench: the clone's child process (%s=%s %s): %w", childEnv, c.mode, c.cmd, err)
@@ -220,4 +230,13 @@ func (c *child) run() (CloneResult, error) {
 		res.Rate = float64(res.CloneChangesets) / res.Seconds
 	}
 	return res, nil
+}
+
+// flushErrs copies what the child wrote to its stderr buffer, once it has
+// exited.
+func (c *child) flushErrs() {
+	if c.stderr != nil && c.errs.Len() > 0 {
+		c.stderr.Write(c.errs.Bytes())
+		c.errs.Reset()
+	}
 }
