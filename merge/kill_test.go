@@ -218,20 +218,6 @@ func TestPullKill9(t *testing.T) {
 	t.Logf("%d of 12 pulls killed, %d with part of the pull done; the result equals one clean pull (%d conflicts settled)", kills, partial, refRep.Conflicts)
 }
 
-func newLocalAt(t *testing.T, dir string, db uuid.UUID) *merge.Local {
-	t.Helper()
-	r, err := replica.Init(dir, db, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Close()
-	l, err := merge.Open(ctx, dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
-}
-
 // summarize describes what a pull must reproduce exactly: the records, the
 // changesets from elsewhere, the tickets, and how many local
 // nullifications and resolutions there are. It fails the test if a

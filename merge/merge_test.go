@@ -18,10 +18,20 @@ import (
 
 var ctx = context.Background()
 
+// newLocal makes a replica of database dbID in a temporary directory,
+// closed when the test ends.
 func newLocal(t *testing.T, dbID uuid.UUID) *merge.Local {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "r")
-	r, err := replica.Init(dir, dbID, nil)
+	l := newLocalAt(t, filepath.Join(t.TempDir(), "r"), dbID)
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// newLocalAt makes a replica of database db (uuid.Nil: a new one) in dir
+// and opens it with its resolution database.
+func newLocalAt(t *testing.T, dir string, db uuid.UUID) *merge.Local {
+	t.Helper()
+	r, err := replica.Init(dir, db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +40,6 @@ func newLocal(t *testing.T, dbID uuid.UUID) *merge.Local {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
 	return l
 }
 
