@@ -9,6 +9,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/prophet-sync/prophet/internal/wire"
 )
 
 // Op is what a Change does to its record.
@@ -174,7 +176,7 @@ func (cs *Changeset) validate() error {
 	}
 	for i := range cs.Changes {
 		c := &cs.Changes[i]
-		if err := validName("record type", c.RecordType); err != nil {
+		if err := wire.ValidName("record type", c.RecordType, MaxNameLen); err != nil {
 			return err
 		}
 		if c.Record == uuid.Nil {
@@ -205,7 +207,7 @@ func (c *Change) validate() error {
 		return errorString("update changes no property")
 	}
 	for j, p := range c.Props {
-		if err := validName("property name", p.Name); err != nil {
+		if err := wire.ValidName("property name", p.Name, MaxNameLen); err != nil {
 			return err
 		}
 		if j > 0 {
@@ -227,18 +229,6 @@ func (c *Change) validate() error {
 		case c.Op == Update && p.Old == p.New:
 			return fmt.Errorf("property %q: an update that changes nothing", p.Name)
 		}
-	}
-	return nil
-}
-
-func validName(what, s string) error {
-	switch {
-	case s == "":
-		return fmt.Errorf("empty %s", what)
-	case len(s) > MaxNameLen:
-		return fmt.Errorf("%s longer than %d bytes", what, MaxNameLen)
-	case !utf8.ValidString(s):
-		return fmt.Errorf("%s is not UTF-8", what)
 	}
 	return nil
 }

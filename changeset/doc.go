@@ -11,5 +11,6 @@
 // does not exist, and an unset property reads as "". This is Prophet's rule;
 // DESIGN.md explains why we keep it.
 //
-// This package imports nothing else of prophet's.
+// Of prophet's packages it uses only internal/wire, the strict msgpack reader
+// and name rule it shares with resolution.
 package changeset

@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/prophet-sync/prophet/internal/wire"
 )
 
 // Prop is one property value; "" means absent.
@@ -129,14 +131,14 @@ func (d *Decision) validate() error {
 		return fmt.Errorf("how %q is empty, longer than %d bytes or not UTF-8", d.How, MaxHowLen)
 	}
 	c := &d.Conflict
-	if err := validName("record type", c.Type); err != nil {
+	if err := wire.ValidName("record type", c.Type, MaxNameLen); err != nil {
 		return err
 	}
 	if c.Record == uuid.Nil {
 		return errors.New("record UUID is nil")
 	}
 	for i, p := range c.Base {
-		if err := validName("property name", p.Name); err != nil {
+		if err := wire.ValidName("property name", p.Name, MaxNameLen); err != nil {
 			return err
 		}
 		if i > 0 && c.Base[i-1].Name >= p.Name {
@@ -175,18 +177,6 @@ func validOutcome(o *Outcome, base []Prop) error {
 		case !o.Live && p.Value != "":
 			return fmt.Errorf("property %q has a value but the record is not live", p.Name)
 		}
-	}
-	return nil
-}
-
-func validName(what, s string) error {
-	switch {
-	case s == "":
-		return fmt.Errorf("empty %s", what)
-	case len(s) > MaxNameLen:
-		return fmt.Errorf("%s longer than %d bytes", what, MaxNameLen)
-	case !utf8.ValidString(s):
-		return fmt.Errorf("%s is not UTF-8", what)
 	}
 	return nil
 }

@@ -28,5 +28,6 @@
 // them. Readers see only decisions whose batch is synced, so nothing that a
 // crash could take back is ever sent to a peer.
 //
-// This package imports nothing else of prophet's.
+// Of prophet's packages it uses only internal/wire, the strict msgpack reader
+// and name rule it shares with changeset.
 package resolution
