@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"time"
 
 	"github.com/google/uuid"
@@ -32,6 +33,22 @@ type Source interface {
 	// with its sequence number and canonical bytes (valid during the call
 	// only). It stops at the first error fn returns, and returns it.
 	Changesets(ctx context.Context, after uint64, fn func(seq uint64, raw []byte) error) error
+}
+
+// FilteredSource is a Source that can leave out, on its side, what the
+// puller already has: a source over a network sends only that. Pull uses it
+// when the source implements it.
+type FilteredSource interface {
+	Source
+	// ChangesetsFor calls fn, in log order, for the entries after `after`
+	// that the puller lacks: those whose origin is not self and whose
+	// origin sequence number is above tickets[origin], and those whose
+	// origin is self above selfLatest (which the puller's replica then
+	// refuses: it was restored from an older copy). It returns the last
+	// sequence number it read, which may be beyond the last one sent: the
+	// puller's position may advance to it. fn's error stops it and is
+	// returned.
+	ChangesetsFor(ctx context.Context, after uint64, tickets map[uuid.UUID]uint64, self uuid.UUID, selfLatest uint64, fn func(seq uint64, raw []byte) error) (last uint64, err error)
 }
 
 // Sink is what a merge integrates into.
@@ -108,6 +125,26 @@ var (
 	ErrSameReplica   = errors.New("merge: a replica cannot merge with itself")
 	ErrOtherDatabase = errors.New("merge: the replicas belong to different databases")
 )
+
+// ErrMalformed marks a changeset from the source that is not well formed
+// (it also wraps changeset.ErrCorrupt): the source's fault, not the
+// destination's.
+var ErrMalformed = errors.New("merge: the source sent a malformed changeset")
+
+// RefusedError is a changeset the destination refused to integrate, for
+// the reason in Err (a replica restored from an older copy receiving its
+// own changeset back, for one). Everything before it is integrated.
+type RefusedError struct {
+	ID  changeset.ID
+	Seq uint64 // its sequence number in the source's log
+	Err error
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("merge: changeset %s (%d in the source's log): %v", e.ID, e.Seq, e.Err)
+}
+
+func (e *RefusedError) Unwrap() error { return e.Err }
 
 // Pull integrates into dst everything src has that dst lacks: first the
 // resolution database, then the changesets after dst's position in src's
@@ -309,7 +346,7 @@ func (s *stream) run(ctx context.Context) error {
 		if errors.As(ue.Err, &uerr) {
 			return uerr
 		}
-		return fmt.Errorf("merge: changeset %s (%d in the source's log): %w", cur.css[0].ID(), cur.first, ue.Err)
+		return &RefusedError{ID: cur.css[0].ID(), Seq: cur.first, Err: ue.Err}
 	case err != nil:
 		return err
 	case s.read.err != nil:
@@ -338,14 +375,16 @@ func (s *stream) reader(ctx context.Context, pos uint64) error {
 		}
 	}
 	n := 0
-	err := s.src.Changesets(ctx, pos, func(seq uint64, raw []byte) error {
+	var delivered uint64
+	fn := func(seq uint64, raw []byte) error {
+		delivered++
 		if n++; n%4096 == 0 && s.o.Progress != nil {
 			s.o.Progress(*s.rep)
 		}
 		s.rep.Read++
 		id, err := changeset.PeekID(raw)
 		if err != nil {
-			return fmt.Errorf("merge: the source sent a malformed changeset at %d of its log: %w; nothing from it on was merged (the source needs prophet verify)", seq, err)
+			return fmt.Errorf("%w at %d of its log: %w; nothing from it on was merged (the source needs prophet verify)", ErrMalformed, seq, err)
 		}
 		// Our own changesets are skipped as long as we hold them; one we
 		// do not hold goes on to the replica, which refuses it: this
@@ -361,7 +400,7 @@ func (s *stream) reader(ctx context.Context, pos uint64) error {
 		}
 		cs, err := changeset.Decode(raw)
 		if err != nil {
-			return fmt.Errorf("merge: the source sent a malformed changeset at %d of its log: %w; nothing from it on was merged (the source needs prophet verify)", seq, err)
+			return fmt.Errorf("%w at %d of its log: %w; nothing from it on was merged (the source needs prophet verify)", ErrMalformed, seq, err)
 		}
 		cs.Seq = seq
 		s.tickets[id.Origin] = id.Seq
@@ -391,7 +430,22 @@ func (s *stream) reader(ctx context.Context, pos uint64) error {
 			return nil
 		}
 		return send(u)
-	})
+	}
+	var err error
+	if fs, ok := s.src.(FilteredSource); ok {
+		// The source leaves out what the tickets say is here: it was read
+		// (and skipped) all the same, up to last.
+		var last uint64
+		last, err = fs.ChangesetsFor(ctx, pos, maps.Clone(s.tickets), s.self, s.selfLatest, fn)
+		if err == nil && last > pos && last-pos >= delivered {
+			unsent := last - pos - delivered
+			s.rep.Read += unsent
+			s.rep.Skipped += unsent
+			s.read.last = max(s.read.last, last)
+		}
+	} else {
+		err = s.src.Changesets(ctx, pos, fn)
+	}
 	if err == nil && group != nil {
 		err = send(group)
 	}

@@ -43,7 +43,7 @@ func newLocalAt(t *testing.T, dir string, db uuid.UUID) *merge.Local {
 	return l
 }
 
-func pull(t *testing.T, dst, src *merge.Local, opts *merge.Options) merge.Report {
+func pull(t *testing.T, dst *merge.Local, src merge.Source, opts *merge.Options) merge.Report {
 	t.Helper()
 	rep, err := merge.Pull(ctx, src, dst, opts)
 	if err != nil {
