@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -43,7 +44,7 @@ type txn struct {
 
 func (c *committer) newTxn() *txn {
 	return &txn{
-		c: c, seq: c.seq, dig: c.dig, hlc: c.hlc,
+		c: c, seq: c.seq, dig: c.dig, hlc: c.hlc, w: opBuffer{ops: getOps()},
 		states: map[recKey]*state{}, ids: map[changeset.ID]bool{},
 		tickets: map[uuid.UUID]uint64{}, types: map[string]typeStats{},
 	}
@@ -496,6 +497,28 @@ func (w *opBuffer) build(db *pebble.DB) *pebble.Batch {
 			b.Set(o.key, o.value, nil)
 		}
 	}
+	putOps(w.ops)
 	w.ops = nil
 	return b
+}
+
+// opsPool keeps the write buffers of applied groups: a bulk load's group
+// holds tens of thousands of writes, and growing a new buffer each time
+// cost a seventh of its CPU in copying.
+var opsPool sync.Pool
+
+func getOps() []op {
+	if p, ok := opsPool.Get().(*[]op); ok {
+		return (*p)[:0]
+	}
+	return nil
+}
+
+func putOps(ops []op) {
+	if cap(ops) == 0 || cap(ops) > 1<<20 {
+		return
+	}
+	clear(ops[:cap(ops)]) // drop the keys and values for the GC
+	ops = ops[:0]
+	opsPool.Put(&ops)
 }
