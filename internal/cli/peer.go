@@ -21,7 +21,7 @@ var peerCmd = &command{
 	detail: `
 Peers are names for other replicas, so that "prophet pull NAME" and "prophet
 push NAME" need no path. LOCATION is a replica directory (kept as an absolute
-path). A name is letters, digits, ".", "_" and "-", starting with a letter or
+path) or the http:// or https:// URL of a prophet serve. A name is letters, digits, ".", "_" and "-", starting with a letter or
 digit; a peer name wins over a directory of the same name (write ./NAME for
 the directory). pull and push without an argument use the peer named origin,
 which clone records. The peers are kept in REPLICA/peers.json.

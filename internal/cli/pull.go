@@ -10,8 +10,9 @@ var pullCmd = &command{
 	args:    "[SOURCE]",
 	summary: "bring in the changesets another replica has and this one lacks",
 	detail: `
-Integrates into this replica everything SOURCE (a replica directory or a peer
-name; without one, the peer named origin) has that this one lacks: first the
+Integrates into this replica everything SOURCE (a replica directory, the URL
+of a prophet serve, or a peer name; without one, the peer named origin) has
+that this one lacks: first the
 decisions of its resolution database, then its changesets, skipping by the
 merge tickets what is already here. Prints how many changesets were
 integrated (settlements included), skipped, and conflicts settled; "already

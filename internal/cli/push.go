@@ -10,10 +10,12 @@ var pushCmd = &command{
 	args:    "[TARGET]",
 	summary: "send this replica's changesets to another replica",
 	detail: `
-Integrates into TARGET (a replica directory or a peer name; without one, the
-peer named origin) everything this replica has that TARGET lacks: the same as
-running prophet pull in TARGET with this replica as the source. Nothing of
-TARGET's comes back; pull for that.
+Integrates into TARGET (a replica directory, the URL of a prophet serve, or a
+peer name; without one, the peer named origin) everything this replica has
+that TARGET lacks: the same as running prophet pull in TARGET with this
+replica as the source. Nothing of TARGET's comes back; pull for that. A
+served TARGET settles conflicts itself (no prompt): a conflict nothing
+settles stops the push, and --prefer goes on.
 
 --prefer is from this replica's side, as everywhere: mine keeps this
 replica's values, theirs keeps TARGET's. The rest is as in prophet pull

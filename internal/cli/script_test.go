@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/rogpeppe/go-internal/testscript"
@@ -22,7 +26,11 @@ import (
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"prophet": func() {
-			os.Exit(cli.Main(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+			// As cmd/prophet: SIGINT and SIGTERM cancel the context.
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			code := cli.Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+			stop()
+			os.Exit(code)
 		},
 	})
 }
@@ -35,6 +43,8 @@ func TestMain(m *testing.M) {
 //	release DIR              close it again
 //	damage DIR               delete one record key behind the replica's back
 //	samedigest DIR DIR...    require equal state digests (! samedigest A B: different)
+//	waitaddr FILE VAR        wait (10 s at most) for prophet serve --addr-file FILE,
+//	                         and set $VAR to http://ADDRESS
 //
 // Every script starts with the test-only hooks set (PROPHET_TEST_UUID_SEED,
 // PROPHET_TEST_NOW, see internal/cli/env.go) and PROPHET_EMAIL, so that
@@ -51,6 +61,7 @@ func TestScripts(t *testing.T) {
 			"release":    cmdRelease,
 			"damage":     cmdDamage,
 			"samedigest": cmdSameDigest,
+			"waitaddr":   cmdWaitAddr,
 		},
 	})
 }
@@ -162,6 +173,24 @@ func cmdSameDigest(ts *testscript.TestScript, neg bool, args []string) {
 		if same := d == digests[0]; same == neg {
 			ts.Fatalf("digest of %s is %s, of %s %s", args[0], digests[0], args[i+1], d)
 		}
+	}
+}
+
+func cmdWaitAddr(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: waitaddr FILE VAR")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(ts.MkAbs(args[0]))
+		if err == nil && len(b) > 0 {
+			ts.Setenv(args[1], "http://"+strings.TrimSpace(string(b)))
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("no address in %s after 10s: %v", args[0], err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

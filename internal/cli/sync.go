@@ -25,10 +25,6 @@ import (
 // replica, opening replicas with their resolution databases, the progress
 // line and the conflict prompt on a terminal, and what a merge says it did.
 
-// errHTTP is the answer to an http:// or https:// location until prophet
-// serve exists.
-var errHTTP = errors.New("http sources come with prophet serve (not yet); use a replica directory")
-
 func isURL(s string) bool {
 	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
 }
@@ -73,17 +69,22 @@ func closeLocal(l *merge.Local, err *error) {
 	}
 }
 
-// location is the other replica of a pull or push: a directory, given as a
-// path or through a peer name.
+// location is the other replica of a pull or push: a directory or the URL
+// of a prophet serve, given as such or through a peer name.
 type location struct {
-	peer string // the peer name; "" when given as a path
+	peer string // the peer name; "" when given as a path or URL
 	dir  string
+	url  string // set instead of dir for a served replica
 }
 
-// String is how messages name it: the path as given, or the peer's name.
+// String is how messages name it: the path or URL as given, or the peer's
+// name.
 func (l location) String() string {
-	if l.peer != "" {
+	switch {
+	case l.peer != "":
 		return l.peer
+	case l.url != "":
+		return l.url
 	}
 	return l.dir
 }
@@ -102,11 +103,11 @@ func (c *call) locate(arg string) (location, error) {
 		arg = originPeer
 	}
 	if isURL(arg) {
-		return location{}, errHTTP
+		return location{url: arg}, nil
 	}
 	if loc, ok := peers[arg]; ok {
 		if isURL(loc) {
-			return location{}, errHTTP
+			return location{peer: arg, url: loc}, nil
 		}
 		return location{peer: arg, dir: loc}, nil
 	}
@@ -165,6 +166,9 @@ func (c *call) sync(ctx context.Context, f *syncFlags, push bool) (err error) {
 	if err != nil {
 		return err
 	}
+	if loc.url != "" {
+		return c.syncHTTP(ctx, f, push, here, loc)
+	}
 	if sameDir(loc.dir, c.dir) {
 		to := map[bool]string{false: "pull from", true: "push to"}[push]
 		return userf(merge.ErrSameReplica, "%s is this replica (%s); %s another replica", loc, c.dir, to)
@@ -202,7 +206,7 @@ func (c *call) sync(ctx context.Context, f *syncFlags, push bool) (err error) {
 	if err != nil {
 		return c.explainMerge(err, rep, here, loc, push, aborted)
 	}
-	return c.writeSyncReport(rep, loc, src, dst, push)
+	return c.writeSyncReport(rep, loc, absDir(src.R.Dir()), absDir(dst.R.Dir()), push)
 }
 
 // mergeOptions are the merge options every command uses: the test clock
@@ -316,10 +320,12 @@ func (c *call) prompt(p *progress, here *merge.Local, loc location, push bool, a
 	}
 }
 
-func (c *call) writeSyncReport(rep merge.Report, loc location, src, dst *merge.Local, push bool) error {
+// writeSyncReport says what a pull or push did; src and dst name the
+// replicas in --json (absolute directories, or URLs).
+func (c *call) writeSyncReport(rep merge.Report, loc location, src, dst string, push bool) error {
 	upToDate := rep.Integrated == 0 && rep.Resolutions == 0
 	if c.json {
-		j := syncJSON{Direction: c.cmd.name, Source: absDir(src.R.Dir()), Target: absDir(dst.R.Dir()),
+		j := syncJSON{Direction: c.cmd.name, Source: src, Target: dst,
 			Peer: loc.peer, SourceReplica: jsonUUID(rep.Source), Read: rep.Read, Skipped: rep.Skipped,
 			Integrated: rep.Integrated, Conflicts: rep.Conflicts, Resolutions: rep.Resolutions, UpToDate: upToDate}
 		return writeJSON(c.out, j)
@@ -397,6 +403,11 @@ func (c *call) dryRun(ctx context.Context, loc location, src, dst *merge.Local, 
 	if err != nil {
 		return err
 	}
+	return c.writeDryRun(j, loc, push)
+}
+
+// writeDryRun says what a dry run counted.
+func (c *call) writeDryRun(j dryRunJSON, loc location, push bool) error {
 	if c.json {
 		return writeJSON(c.out, j)
 	}

@@ -192,7 +192,7 @@ func (r *Remote) do(ctx context.Context, method, u string, body []byte) (*http.R
 		}
 		if attempt >= r.o.Attempts || !retryable(resp, err) || ctx.Err() != nil {
 			if err != nil {
-				return nil, fmt.Errorf("httpsync: %s %s: %w", method, u, err)
+				return nil, fmt.Errorf("httpsync: %w", err)
 			}
 			return nil, answerError(resp)
 		}
@@ -544,4 +544,25 @@ func hexDecode32(s string) ([32]byte, error) {
 	}
 	copy(out[:], b)
 	return out, nil
+}
+
+// Tickets is what GET /v1/tickets says: the server's replica, its merge
+// tickets and resolution database tickets, and its position in a peer's
+// log.
+type Tickets struct {
+	Info        merge.Info
+	Tickets     map[uuid.UUID]uint64
+	Resolutions map[uuid.UUID]uint64
+	Position    uint64 // in peer's log
+}
+
+// Tickets is GET /v1/tickets: what a push to the server would send is what
+// these do not cover (a dry run counts it).
+func (r *Remote) Tickets(ctx context.Context, peer uuid.UUID) (Tickets, error) {
+	var t ticketsJSON
+	if err := r.getJSON(ctx, "/v1/tickets", url.Values{"peer": {peer.String()}}, &t); err != nil {
+		return Tickets{}, err
+	}
+	return Tickets{Info: merge.Info{Replica: t.Replica, Database: t.Database, Latest: t.Latest},
+		Tickets: t.Tickets, Resolutions: t.Resolutions, Position: t.Position}, nil
 }

@@ -1,0 +1,174 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+
+	"github.com/prophet-sync/prophet/changeset"
+	"github.com/prophet-sync/prophet/merge"
+	"github.com/prophet-sync/prophet/merge/httpsync"
+	"github.com/prophet-sync/prophet/resolution"
+)
+
+// clone, pull and push with a replica served over HTTP (prophet serve).
+
+// dial connects to the replica served at url.
+func (c *call) dial(ctx context.Context, url string) (*httpsync.Remote, error) {
+	r, err := httpsync.Dial(ctx, url, nil)
+	if err != nil {
+		return nil, c.httpErr(err, url)
+	}
+	return r, nil
+}
+
+// httpErr says what went wrong with a served replica, in one line.
+func (c *call) httpErr(err error, where string) error {
+	var (
+		he *httpsync.Error
+		ue *merge.UnresolvedError
+	)
+	switch {
+	case errors.As(err, &ue), errors.Is(err, context.Canceled),
+		errors.Is(err, merge.ErrOtherDatabase), errors.Is(err, merge.ErrSameReplica):
+		return err
+	case errors.As(err, &he):
+		return userf(err, "%s refused: %s (HTTP %d)", where, he.Msg, he.Status)
+	}
+	return userf(err, "cannot sync with %s: %v; is prophet serve running there?", where, err)
+}
+
+func (c *call) cloneHTTP(ctx context.Context, url, dir string) error {
+	r, err := c.dial(ctx, url)
+	if err != nil {
+		return err
+	}
+	return c.clone(ctx, r, url, url, dir)
+}
+
+// syncHTTP is pull and push with a served replica; here is this replica
+// (open for writing for a pull).
+func (c *call) syncHTTP(ctx context.Context, f *syncFlags, push bool, here *merge.Local, loc location) error {
+	if f.dryRun {
+		return c.dryRunHTTP(ctx, loc, here, f.force, push)
+	}
+	var (
+		rep merge.Report
+		err error
+	)
+	if push {
+		// The server settles conflicts; it cannot ask here.
+		rep, err = httpsync.Push(ctx, here, loc.url, &httpsync.PushOptions{Prefer: f.prefer, Force: f.force})
+		if err != nil {
+			return c.explainMerge(c.httpErr(err, loc.String()), rep, here, loc, push, false)
+		}
+		return c.writeSyncReport(rep, loc, absDir(here.R.Dir()), loc.url, push)
+	}
+	r, err := c.dial(ctx, loc.url)
+	if err != nil {
+		return err
+	}
+	opts := c.mergeOptions()
+	opts.Force = f.force
+	switch f.prefer {
+	case "mine":
+		opts.Resolver = merge.Mine
+	case "theirs":
+		opts.Resolver = merge.Theirs
+	}
+	p := newProgress(c.stderr)
+	opts.Progress = p.update
+	var aborted bool
+	if f.prefer == "" && isTerminal(c.stdin) && isTerminal(c.stderr) {
+		opts.Prompt = c.prompt(p, here, loc, false, &aborted)
+	}
+	rep, err = merge.Pull(ctx, r, here, opts)
+	p.done()
+	if err != nil {
+		return c.explainMerge(c.httpErr(err, loc.String()), rep, here, loc, false, aborted)
+	}
+	return c.writeSyncReport(rep, loc, loc.url, absDir(here.R.Dir()), false)
+}
+
+// dryRunHTTP counts what a pull from or push to a served replica would
+// move, as dryRun does for directories.
+func (c *call) dryRunHTTP(ctx context.Context, loc location, here *merge.Local, force, push bool) error {
+	r, err := c.dial(ctx, loc.url)
+	if err != nil {
+		return err
+	}
+	hi, _ := here.Info(ctx)
+	j := dryRunJSON{Direction: c.cmd.name, DryRun: true, Peer: loc.peer}
+	if push {
+		t, err := r.Tickets(ctx, hi.Replica)
+		if err != nil {
+			return c.httpErr(err, loc.String())
+		}
+		if err := merge.Check(hi, t.Info, force); err != nil {
+			return err
+		}
+		j.Source, j.Target, j.SourceReplica = absDir(here.R.Dir()), loc.url, jsonUUID(hi.Replica)
+		pos := t.Position
+		if pos > hi.Latest {
+			pos = 0
+		}
+		tickets := t.Tickets
+		if tickets == nil {
+			tickets = map[uuid.UUID]uint64{}
+		}
+		err = here.Changesets(ctx, pos, func(seq uint64, raw []byte) error {
+			j.Read++
+			id, err := changeset.PeekID(raw)
+			if err != nil {
+				return fmt.Errorf("changeset %d of %s: %w", seq, here.R.Dir(), err)
+			}
+			if !merge.Lacks(id, tickets, t.Info.Replica, t.Info.Latest) {
+				j.AlreadyHere++
+				return nil
+			}
+			tickets[id.Origin] = id.Seq
+			j.New++
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if err := here.Resolutions(ctx, t.Resolutions, func(resolution.Decision) error { j.Resolutions++; return nil }); err != nil {
+			return err
+		}
+	} else {
+		si, err := r.Info(ctx)
+		if err != nil {
+			return c.httpErr(err, loc.String())
+		}
+		if err := merge.Check(si, hi, force); err != nil {
+			return err
+		}
+		j.Source, j.Target, j.SourceReplica = loc.url, absDir(here.R.Dir()), jsonUUID(si.Replica)
+		pos, err := here.R.PeerPosition(si.Replica)
+		if err != nil {
+			return err
+		}
+		if pos > si.Latest {
+			pos = 0
+		}
+		var sent uint64
+		last, err := r.ChangesetsFor(ctx, pos, here.R.Tickets(), hi.Replica, hi.Latest, func(uint64, []byte) error { sent++; return nil })
+		if err != nil {
+			return c.httpErr(err, loc.String())
+		}
+		j.Read, j.New, j.AlreadyHere = last-pos, uint64(sent), last-pos-sent
+		have := map[uuid.UUID]uint64{}
+		if here.Res != nil {
+			if have, err = here.Res.Tickets(); err != nil {
+				return err
+			}
+		}
+		if err := r.Resolutions(ctx, have, func(resolution.Decision) error { j.Resolutions++; return nil }); err != nil {
+			return c.httpErr(err, loc.String())
+		}
+	}
+	return c.writeDryRun(j, loc, push)
+}
