@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -505,5 +506,41 @@ func TestEndpoints(t *testing.T) {
 		if string(b) != want {
 			t.Errorf("%s: %s, want %s", path, b, want)
 		}
+	}
+}
+
+// While the server skips what the puller has, it sends progress frames; a
+// stream cut after some resumes from the last one, not from the start.
+func TestProgressFrames(t *testing.T) {
+	db := uuid.New()
+	a, b := newLocal(t, db), newLocal(t, db)
+	commit(t, b, 2000)
+	if _, err := httpsync.Push(ctx, b, serve(t, a, nil, nil).URL, &httpsync.PushOptions{Client: fast}); err != nil {
+		t.Fatal(err)
+	}
+	var afters []uint64
+	var cuts atomic.Int32
+	srv := serve(t, a, &httpsync.HandlerOptions{ProgressEvery: time.Nanosecond}, func(h http.Handler) http.Handler {
+		h = cutOnce(20, &cuts)(h)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/v1/changesets" {
+				body, _ := io.ReadAll(r.Body)
+				var req struct {
+					After uint64 `json:"after"`
+				}
+				json.Unmarshal(body, &req)
+				afters = append(afters, req.After)
+				r.Body = io.NopCloser(bytes.NewReader(body))
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	sent := 0
+	last, err := dial(t, srv.URL).ChangesetsFor(ctx, 0, b.R.Tickets(), b.R.UUID(), b.R.LatestSeq(), func(uint64, []byte) error { sent++; return nil })
+	if err != nil || sent != 0 || last != 2000 {
+		t.Fatalf("sent %d, last %d, %v", sent, last, err)
+	}
+	if len(afters) != 2 || afters[0] != 0 || afters[1] == 0 || afters[1]%256 != 0 {
+		t.Fatalf("requests after %v: want a resumed one after a progress frame", afters)
 	}
 }
