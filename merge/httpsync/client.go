@@ -15,7 +15,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -88,8 +87,6 @@ func (o *ClientOptions) defaults() ClientOptions {
 type Remote struct {
 	base *url.URL
 	o    ClientOptions
-	mu   sync.Mutex
-	info merge.Info
 }
 
 var _ merge.FilteredSource = (*Remote)(nil)
@@ -124,11 +121,7 @@ func (r *Remote) Info(ctx context.Context) (merge.Info, error) {
 	if err := r.getJSON(ctx, "/v1/info", nil, &j); err != nil {
 		return merge.Info{}, err
 	}
-	i := merge.Info{Replica: j.Replica, Database: j.Database, Latest: j.Latest}
-	r.mu.Lock()
-	r.info = i
-	r.mu.Unlock()
-	return i, nil
+	return merge.Info{Replica: j.Replica, Database: j.Database, Latest: j.Latest}, nil
 }
 
 func (r *Remote) getJSON(ctx context.Context, path string, q url.Values, v any) error {
