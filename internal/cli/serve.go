@@ -29,7 +29,10 @@ serves. On SIGINT or SIGTERM it stops taking requests, finishes the ones
 under way (a push being integrated ends at a changeset boundary within
 --shutdown-timeout), closes the replica and exits 0.
 
-There is no authentication yet: serve only on addresses you trust.
+There is no authentication yet, so serve binds only loopback addresses:
+anyone who can reach the address can read and write the replica. To serve
+another address anyway (a trusted network, or behind a proxy that
+authenticates), pass --unsafe-no-auth; serve then says so on every start.
 --addr-file FILE writes the address actually listened on (useful with port
 0) into FILE once the server is ready.`,
 	mode: openNothing,
@@ -39,7 +42,14 @@ There is no authentication yet: serve only on addresses you trust.
 		addrFile := fs.String("addr-file", "", "write the address listened on into `FILE` once ready")
 		maxPush := fs.Int64("max-push-bytes", 256<<20, "the largest push body taken, in `bytes`")
 		grace := fs.Duration("shutdown-timeout", 30*time.Second, "how long to let requests under way finish on SIGINT/SIGTERM")
+		unsafe := fs.Bool("unsafe-no-auth", false, "serve a non-loopback address with no authentication: anyone who reaches it can read and write")
 		return func(ctx context.Context, c *call) error {
+			if err := checkListen(*listen, *unsafe); err != nil {
+				return err
+			}
+			if *unsafe {
+				fmt.Fprintf(c.stderr, "prophet: WARNING: serving %s with no authentication (--unsafe-no-auth): anyone who can reach it can read and write this replica\n", *listen)
+			}
 			return c.serve(ctx, *listen, *addrFile, *maxPush, *grace)
 		}
 	},
@@ -104,6 +114,25 @@ func (c *call) serve(ctx context.Context, listen, addrFile string, maxPush int64
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// checkListen refuses an address that is not loopback unless unsafe: with
+// no authentication yet, serving one would let anyone who reaches it write.
+func checkListen(listen string, unsafe bool) error {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return usagef("--listen %q: %v; give host:port, e.g. 127.0.0.1:7770", listen, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	if unsafe {
+		return nil
+	}
+	return userf(nil, "--listen %s is not a loopback address, and serve has no authentication yet: anyone who reaches it could read and write this replica; serve 127.0.0.1 (and put an authenticating proxy in front), or pass --unsafe-no-auth if every machine that can reach %s is trusted", listen, listen)
 }
 
 // writeFileAtomic writes b into path through a rename, so a reader sees all
