@@ -100,6 +100,11 @@ func (l *Local) Changesets(ctx context.Context, after uint64, fn func(seq uint64
 	return it.Err()
 }
 
+// Snapshot copies the replica's database into dir (replica.Snapshot).
+func (l *Local) Snapshot(ctx context.Context, dir string) (replica.SnapshotInfo, error) {
+	return l.R.Snapshot(ctx, dir)
+}
+
 func (l *Local) Tickets(context.Context) (map[uuid.UUID]uint64, error) { return l.R.Tickets(), nil }
 
 func (l *Local) Position(_ context.Context, peer uuid.UUID) (uint64, error) {

@@ -457,21 +457,45 @@ func (s *stream) reader(ctx context.Context, pos uint64) error {
 
 var errStopped = errors.New("merge: stopped")
 
+// Snapshotter is a source that can hand over a copy of its whole database
+// (replica.Snapshot, replica.SnapshotInfo): Clone then copies it instead of
+// integrating the log changeset by changeset. A Local open for writing is
+// one; so is an HTTP source.
+type Snapshotter interface {
+	Snapshot(ctx context.Context, dir string) (replica.SnapshotInfo, error)
+}
+
+// canSnapshot reports whether a Snapshotter can make a snapshot now: a
+// Local needs to be open for writing.
+func canSnapshot(src Source) bool {
+	if l, ok := src.(*Local); ok {
+		return !l.R.ReadOnly()
+	}
+	return true
+}
+
 // Clone makes a new replica in dir holding everything src has: same
-// database UUID, new replica UUID. From a replica on this machine opened
-// for writing, it copies the database (replica.Clone) rather than integrating
-// the log changeset by changeset (the source must then be open for
-// writing: its commits wait while it is copied); otherwise it pulls. A clone interrupted
-// halfway is a replica like any other (pull from the source again to
-// finish it), or, for a copy, no replica at all.
+// database UUID, new replica UUID. From a Snapshotter (a replica on this
+// machine open for writing, or over HTTP) it copies the whole database
+// (replica.CloneSnapshot) rather than integrating the log changeset by
+// changeset; otherwise it inits and pulls. Either way it then pulls: the
+// resolution database, and whatever came after the copy. An interrupted
+// copy leaves no replica in dir (run the clone again); an interrupted pull
+// leaves a replica like any other (pull again to finish it).
 func Clone(ctx context.Context, src Source, dir string, ropts *replica.Options, opts *Options) (*Local, Report, error) {
 	si, err := src.Info(ctx)
 	if err != nil {
 		return nil, Report{}, fmt.Errorf("merge: reading the source: %w", err)
 	}
 	var r *replica.Replica
-	if l, ok := src.(*Local); ok && !l.R.ReadOnly() {
-		r, err = replica.Clone(ctx, l.R, dir, ropts)
+	if sn, ok := src.(Snapshotter); ok && canSnapshot(src) {
+		r, err = replica.CloneSnapshot(ctx, dir, func(tmp string) (replica.SnapshotInfo, error) {
+			info, err := sn.Snapshot(ctx, tmp)
+			if err == nil && (info.Replica != si.Replica || info.Database != si.Database) {
+				err = fmt.Errorf("merge: the source's snapshot is of replica %s of database %s, not of %s of %s", info.Replica, info.Database, si.Replica, si.Database)
+			}
+			return info, err
+		}, ropts)
 	} else {
 		r, err = replica.Init(dir, si.Database, ropts)
 	}

@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -31,12 +32,48 @@ import (
 // Clone leaves dir without a replica (the copy is made aside and renamed
 // into place last), and a new Clone in dir starts over.
 func Clone(ctx context.Context, src *Replica, dir string, opts *Options) (*Replica, error) {
-	if err := src.live(); err != nil {
-		return nil, err
+	return CloneSnapshot(ctx, dir, func(tmp string) (SnapshotInfo, error) {
+		return src.Snapshot(ctx, tmp)
+	}, opts)
+}
+
+// SnapshotInfo describes a snapshot: whose it is and how much of its log it
+// holds.
+type SnapshotInfo struct {
+	Replica  uuid.UUID
+	Database uuid.UUID
+	Latest   uint64 // its durable log ends here
+}
+
+// Snapshot copies r's database into dir (which must not exist) while r's
+// commits wait, with nothing in flight, so the copy holds exactly r's
+// durable log (I5). A Pebble checkpoint: hard links where the filesystem
+// allows, so it is quick and takes little room. r must be open for writing
+// (a read-only Pebble cannot make one). CloneSnapshot makes a replica of it.
+func (r *Replica) Snapshot(ctx context.Context, dir string) (SnapshotInfo, error) {
+	if err := r.live(); err != nil {
+		return SnapshotInfo{}, err
 	}
-	if src.c == nil {
-		return nil, errors.New("replica: Clone copies a replica opened for writing; this one is read-only (merge.Clone then pulls instead)")
+	if r.c == nil {
+		return SnapshotInfo{}, errors.New("replica: a snapshot copies a replica opened for writing; this one is read-only")
 	}
+	info := SnapshotInfo{Replica: r.id, Database: r.dbID}
+	err := r.submit(&request{ctx: ctx, quiesce: func() error {
+		info.Latest = r.durable.Load()
+		return r.db.Checkpoint(dir)
+	}})
+	if err != nil {
+		return SnapshotInfo{}, fmt.Errorf("replica: snapshot of %s: %w", r.dir, err)
+	}
+	return info, nil
+}
+
+// CloneSnapshot makes a new replica in dir from a snapshot (Snapshot), which
+// fill writes into the directory it is given (a local Snapshot, or one
+// received over the network): it checks that the copy is what fill says it
+// is, and makes it a replica of its own (see Clone). An interrupted
+// CloneSnapshot leaves dir without a replica, and a new one starts over.
+func CloneSnapshot(ctx context.Context, dir string, fill func(tmp string) (SnapshotInfo, error), opts *Options) (*Replica, error) {
 	o, err := opts.resolve()
 	if err != nil {
 		return nil, err
@@ -59,13 +96,10 @@ func Clone(ctx context.Context, src *Replica, dir string, opts *Options) (*Repli
 	if err := o.FS.RemoveAll(tmp); err != nil {
 		return fail(err)
 	}
-	var durable uint64
-	err = src.submit(&request{ctx: ctx, quiesce: func() error {
-		durable = src.durable.Load()
-		return src.db.Checkpoint(tmp)
-	}})
+	info, err := fill(tmp)
 	if err != nil {
-		return fail(fmt.Errorf("replica: copy %s: %w", src.dir, err))
+		o.FS.RemoveAll(tmp)
+		return fail(err)
 	}
 	// The copy is read once, start to end, and gets one small write:
 	// a small cache and memtable keep memory flat whatever its size.
@@ -73,12 +107,12 @@ func Clone(ctx context.Context, src *Replica, dir string, opts *Options) (*Repli
 	po.CacheSize, po.MemTableSize = 16<<20, 4<<20
 	db, err := pebble.Open(tmp, po)
 	if err != nil {
-		return fail(fmt.Errorf("replica: open the copy of %s: %w", src.dir, err))
+		return fail(fmt.Errorf("replica: open the copy of %s: %w", info.Replica, err))
 	}
 	id := o.NewUUID()
-	if err := adopt(ctx, db, src.id, durable, id, &o); err != nil {
+	if err := adopt(ctx, db, info, id, &o); err != nil {
 		db.Close()
-		return fail(fmt.Errorf("replica: clone %s into %s: %w", src.dir, dir, err))
+		return fail(fmt.Errorf("replica: clone %s into %s: %w", info.Replica, dir, err))
 	}
 	// Flushed, the copy opens at once; closed, it can be renamed.
 	if err := errors.Join(db.Flush(), db.Close()); err != nil {
@@ -97,8 +131,29 @@ func Clone(ctx context.Context, src *Replica, dir string, opts *Options) (*Repli
 	return open(dir, &o, db, lock)
 }
 
-// adopt turns db, a copy of src, into the replica id.
-func adopt(ctx context.Context, db *pebble.DB, src uuid.UUID, durable uint64, id uuid.UUID, o *Options) error {
+// adopt turns db, a copy of the replica info describes, into the replica
+// id, after checking that it is that replica's database.
+func adopt(ctx context.Context, db *pebble.DB, info SnapshotInfo, id uuid.UUID, o *Options) error {
+	src, durable := info.Replica, info.Latest
+	for name, want := range map[string]uuid.UUID{metaReplicaUUID: info.Replica, metaDatabaseUUID: info.Database} {
+		v, c, err := db.Get(metaKey(name))
+		if err != nil {
+			return fmt.Errorf("%w: the copy has no %s: %v", ErrCorrupt, name, err)
+		}
+		same := bytes.Equal(v, want[:])
+		c.Close()
+		if !same {
+			return fmt.Errorf("%w: the copy is not of replica %s of database %s (%s differs)", ErrCorrupt, info.Replica, info.Database, name)
+		}
+	}
+	if v, c, err := db.Get(metaKey(metaFormat)); err != nil || string(v) != strconv.Itoa(formatVersion) {
+		if err == nil {
+			c.Close()
+		}
+		return fmt.Errorf("%w: the copy is not of replica format %d", ErrCorrupt, formatVersion)
+	} else {
+		c.Close()
+	}
 	b := db.NewBatch()
 	defer b.Close()
 	b.Set(metaKey(metaFormat), []byte(strconv.Itoa(formatVersion)), nil)

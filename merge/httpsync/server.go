@@ -87,6 +87,7 @@ func NewHandler(l *merge.Local, opts *HandlerOptions) *Handler {
 	h.mux.HandleFunc("POST /v1/resolutions", h.resolutions)
 	h.mux.HandleFunc("POST /v1/changesets", h.changesets)
 	h.mux.HandleFunc("POST /v1/push", h.pushHandler)
+	h.mux.HandleFunc("GET /v1/snapshot", h.snapshot)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusNotFound, "not_found", fmt.Errorf("no endpoint %s %s", r.Method, r.URL.Path))
 	})
