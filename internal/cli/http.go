@@ -3,11 +3,9 @@ package cli
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/google/uuid"
 
-	"github.com/prophet-sync/prophet/changeset"
 	"github.com/prophet-sync/prophet/merge"
 	"github.com/prophet-sync/prophet/merge/httpsync"
 	"github.com/prophet-sync/prophet/resolution"
@@ -118,21 +116,7 @@ func (c *call) dryRunHTTP(ctx context.Context, loc location, here *merge.Local, 
 		if tickets == nil {
 			tickets = map[uuid.UUID]uint64{}
 		}
-		err = here.Changesets(ctx, pos, func(seq uint64, raw []byte) error {
-			j.Read++
-			id, err := changeset.PeekID(raw)
-			if err != nil {
-				return fmt.Errorf("changeset %d of %s: %w", seq, here.R.Dir(), err)
-			}
-			if !merge.Lacks(id, tickets, t.Info.Replica, t.Info.Latest) {
-				j.AlreadyHere++
-				return nil
-			}
-			tickets[id.Origin] = id.Seq
-			j.New++
-			return nil
-		})
-		if err != nil {
+		if err := j.count(ctx, here, pos, tickets, t.Info.Replica, t.Info.Latest); err != nil {
 			return err
 		}
 		if err := here.Resolutions(ctx, t.Resolutions, func(resolution.Decision) error { j.Resolutions++; return nil }); err != nil {

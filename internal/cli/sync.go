@@ -356,6 +356,26 @@ func (c *call) writeSyncReport(rep merge.Report, loc location, src, dst string, 
 	return c.writeErr()
 }
 
+// count walks the log of src (a local replica) after pos and counts what a
+// replica self, at selfLatest and with tickets, lacks, the way the merge
+// decides it (merge.Lacks, without decoding). tickets is updated.
+func (j *dryRunJSON) count(ctx context.Context, src *merge.Local, pos uint64, tickets map[uuid.UUID]uint64, self uuid.UUID, selfLatest uint64) error {
+	return src.Changesets(ctx, pos, func(seq uint64, raw []byte) error {
+		j.Read++
+		id, err := changeset.PeekID(raw)
+		if err != nil {
+			return fmt.Errorf("changeset %d of %s: %w", seq, src.R.Dir(), err)
+		}
+		if !merge.Lacks(id, tickets, self, selfLatest) {
+			j.AlreadyHere++
+			return nil
+		}
+		tickets[id.Origin] = id.Seq
+		j.New++
+		return nil
+	})
+}
+
 // dryRun counts what a pull from src into dst would read, and how much of
 // it is new by dst's merge tickets, the way the merge decides it (without
 // decoding). It writes nothing. Conflicts are found only by integrating, so
@@ -375,22 +395,7 @@ func (c *call) dryRun(ctx context.Context, loc location, src, dst *merge.Local, 
 	}
 	j := dryRunJSON{Direction: c.cmd.name, DryRun: true, Source: absDir(src.R.Dir()), Target: absDir(dst.R.Dir()),
 		Peer: loc.peer, SourceReplica: jsonUUID(si.Replica)}
-	tickets := dst.R.Tickets()
-	err = src.Changesets(ctx, pos, func(seq uint64, raw []byte) error {
-		j.Read++
-		id, err := changeset.PeekID(raw)
-		if err != nil {
-			return fmt.Errorf("changeset %d of %s: %w", seq, src.R.Dir(), err)
-		}
-		if id.Origin == di.Replica || tickets[id.Origin] >= id.Seq {
-			j.AlreadyHere++
-			return nil
-		}
-		tickets[id.Origin] = id.Seq
-		j.New++
-		return nil
-	})
-	if err != nil {
+	if err := j.count(ctx, src, pos, dst.R.Tickets(), di.Replica, di.Latest); err != nil {
 		return err
 	}
 	have := map[uuid.UUID]uint64{}
