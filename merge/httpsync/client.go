@@ -45,6 +45,10 @@ type ClientOptions struct {
 	RequestTimeout time.Duration
 	// Logger defaults to a discard logger.
 	Logger *slog.Logger
+	// Token, when set, is sent with every request as Authorization:
+	// Bearer Token. A server that wants one answers 401 without it (an
+	// *Error with Status 401), and 403 to a push with a read token.
+	Token string
 }
 
 func (o *ClientOptions) defaults() ClientOptions {
@@ -103,6 +107,13 @@ func Dial(ctx context.Context, rawURL string, opts *ClientOptions) (*Remote, err
 		return nil, err
 	}
 	return r, nil
+}
+
+// authorize sets the request's bearer token, if there is one.
+func (r *Remote) authorize(req *http.Request) {
+	if r.o.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+r.o.Token)
+	}
 }
 
 // URL is the server's base URL.
@@ -179,6 +190,7 @@ func (r *Remote) do(ctx context.Context, method, u string, body []byte) (*http.R
 		if body != nil {
 			req.Header.Set("Content-Type", "application/json")
 		}
+		r.authorize(req)
 		resp, err := r.o.HTTPClient.Do(req)
 		if err == nil && resp.StatusCode/100 == 2 {
 			return resp, nil

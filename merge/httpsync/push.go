@@ -259,6 +259,7 @@ func (r *Remote) pushOnce(ctx context.Context, l *merge.Local, po *PushOptions) 
 		return merge.Report{}, err
 	}
 	req.Header.Set("Content-Type", "application/x-prophet-frames")
+	r.authorize(req)
 	resp, err := r.o.HTTPClient.Do(req)
 	pr.CloseWithError(errors.New("push ended"))
 	if err != nil {

@@ -45,6 +45,12 @@ type HandlerOptions struct {
 	// keep-alive that also lets a resumed pull start further on).
 	// Default 1 s.
 	ProgressEvery time.Duration
+	// Auth, when set, is asked about the bearer token of every /v1
+	// request (Authorization: Bearer TOKEN; not /healthz): a request with
+	// no token, or one Auth does not know, gets 401, and one whose token
+	// only reads gets 403 on POST /v1/push. Nil: no token is needed
+	// (TokenSet.Check is one).
+	Auth func(token string) (scope Scope, ok bool)
 }
 
 // Handler serves one replica (NewHandler).
@@ -94,7 +100,12 @@ func NewHandler(l *merge.Local, opts *HandlerOptions) *Handler {
 	return h
 }
 
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.authorize(w, r) {
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
 
 // infoJSON is GET /v1/info.
 type infoJSON struct {
