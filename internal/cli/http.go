@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"errors"
+	"net/http"
+	"os"
 
 	"github.com/google/uuid"
 
@@ -13,17 +15,24 @@ import (
 
 // clone, pull and push with a replica served over HTTP (prophet serve).
 
+// clientOptions are the HTTP client's options: the token is $PROPHET_TOKEN.
+func (c *call) clientOptions() *httpsync.ClientOptions {
+	return &httpsync.ClientOptions{Token: os.Getenv("PROPHET_TOKEN")}
+}
+
 // dial connects to the replica served at url.
 func (c *call) dial(ctx context.Context, url string) (*httpsync.Remote, error) {
-	r, err := httpsync.Dial(ctx, url, nil)
+	r, err := httpsync.Dial(ctx, url, c.clientOptions())
 	if err != nil {
-		return nil, c.httpErr(err, url)
+		return nil, c.httpErr(err, location{url: url})
 	}
 	return r, nil
 }
 
-// httpErr says what went wrong with a served replica, in one line.
-func (c *call) httpErr(err error, where string) error {
+// httpErr says what went wrong with the served replica loc, in one line.
+// A missing or insufficient token names its URL.
+func (c *call) httpErr(err error, loc location) error {
+	where := loc.String()
 	var (
 		he *httpsync.Error
 		ue *merge.UnresolvedError
@@ -32,6 +41,13 @@ func (c *call) httpErr(err error, where string) error {
 	case errors.As(err, &ue), errors.Is(err, context.Canceled),
 		errors.Is(err, merge.ErrOtherDatabase), errors.Is(err, merge.ErrSameReplica):
 		return err
+	case errors.As(err, &he) && he.Status == http.StatusUnauthorized:
+		if os.Getenv("PROPHET_TOKEN") != "" {
+			return userf(err, "%s: no valid token (401): it does not take $PROPHET_TOKEN (revoked, or made for another replica); set PROPHET_TOKEN to a token made with prophet token add on the served replica", loc.url)
+		}
+		return userf(err, "%s: no valid token (401); set PROPHET_TOKEN to a token made with prophet token add on the served replica", loc.url)
+	case errors.As(err, &he) && he.Status == http.StatusForbidden:
+		return userf(err, "%s: this token can only read; pushing needs a token with --scope write", loc.url)
 	case errors.As(err, &he):
 		return userf(err, "%s refused: %s (HTTP %d)", where, he.Msg, he.Status)
 	}
@@ -58,9 +74,9 @@ func (c *call) syncHTTP(ctx context.Context, f *syncFlags, push bool, here *merg
 	)
 	if push {
 		// The server settles conflicts; it cannot ask here.
-		rep, err = httpsync.Push(ctx, here, loc.url, &httpsync.PushOptions{Prefer: f.prefer, Force: f.force})
+		rep, err = httpsync.Push(ctx, here, loc.url, &httpsync.PushOptions{Client: c.clientOptions(), Prefer: f.prefer, Force: f.force})
 		if err != nil {
-			return c.explainMerge(c.httpErr(err, loc.String()), rep, here, loc, push, false)
+			return c.explainMerge(c.httpErr(err, loc), rep, here, loc, push, false)
 		}
 		return c.writeSyncReport(rep, loc, absDir(here.R.Dir()), loc.url, push)
 	}
@@ -85,7 +101,7 @@ func (c *call) syncHTTP(ctx context.Context, f *syncFlags, push bool, here *merg
 	rep, err = merge.Pull(ctx, r, here, opts)
 	p.done()
 	if err != nil {
-		return c.explainMerge(c.httpErr(err, loc.String()), rep, here, loc, false, aborted)
+		return c.explainMerge(c.httpErr(err, loc), rep, here, loc, false, aborted)
 	}
 	return c.writeSyncReport(rep, loc, loc.url, absDir(here.R.Dir()), false)
 }
@@ -102,7 +118,7 @@ func (c *call) dryRunHTTP(ctx context.Context, loc location, here *merge.Local, 
 	if push {
 		t, err := r.Tickets(ctx, hi.Replica)
 		if err != nil {
-			return c.httpErr(err, loc.String())
+			return c.httpErr(err, loc)
 		}
 		if err := merge.Check(hi, t.Info, force); err != nil {
 			return err
@@ -125,7 +141,7 @@ func (c *call) dryRunHTTP(ctx context.Context, loc location, here *merge.Local, 
 	} else {
 		si, err := r.Info(ctx)
 		if err != nil {
-			return c.httpErr(err, loc.String())
+			return c.httpErr(err, loc)
 		}
 		if err := merge.Check(si, hi, force); err != nil {
 			return err
@@ -141,7 +157,7 @@ func (c *call) dryRunHTTP(ctx context.Context, loc location, here *merge.Local, 
 		var sent uint64
 		last, err := r.ChangesetsFor(ctx, pos, here.R.Tickets(), hi.Replica, hi.Latest, func(uint64, []byte) error { sent++; return nil })
 		if err != nil {
-			return c.httpErr(err, loc.String())
+			return c.httpErr(err, loc)
 		}
 		j.Read, j.New, j.AlreadyHere = last-pos, uint64(sent), last-pos-sent
 		have := map[uuid.UUID]uint64{}
@@ -151,7 +167,7 @@ func (c *call) dryRunHTTP(ctx context.Context, loc location, here *merge.Local, 
 			}
 		}
 		if err := r.Resolutions(ctx, have, func(resolution.Decision) error { j.Resolutions++; return nil }); err != nil {
-			return c.httpErr(err, loc.String())
+			return c.httpErr(err, loc)
 		}
 	}
 	return c.writeDryRun(j, loc, push)

@@ -147,11 +147,24 @@ func writePeers(dir string, peers map[string]string) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, peersFile+".*.tmp")
-	if err != nil {
+	if err := writeFileSynced(dir, peersFile, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("writing the peers file: %w", err)
 	}
-	_, err = tmp.Write(append(b, '\n'))
+	return nil
+}
+
+// writeFileSynced replaces dir/name atomically and durably: a temporary
+// file written, synced and renamed over it, then dir synced. A reader sees
+// the old file or the new one, also after a crash.
+func writeFileSynced(dir, name string, b []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(dir, name+".*.tmp")
+	if err != nil {
+		return err
+	}
+	err = tmp.Chmod(perm)
+	if err == nil {
+		_, err = tmp.Write(b)
+	}
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -159,18 +172,18 @@ func writePeers(dir string, peers map[string]string) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(dir, peersFile))
+		err = os.Rename(tmp.Name(), filepath.Join(dir, name))
 	}
 	if err != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("writing the peers file: %w", err)
+		return err
 	}
 	d, err := os.Open(dir)
 	if err == nil {
 		err = errors.Join(d.Sync(), d.Close())
 	}
 	if err != nil {
-		return fmt.Errorf("writing the peers file: syncing %s: %w", dir, err)
+		return fmt.Errorf("syncing %s: %w", dir, err)
 	}
 	return nil
 }

@@ -45,6 +45,8 @@ func TestMain(m *testing.M) {
 //	samedigest DIR DIR...    require equal state digests (! samedigest A B: different)
 //	waitaddr FILE VAR        wait (10 s at most) for prophet serve --addr-file FILE,
 //	                         and set $VAR to http://ADDRESS
+//	envfile VAR FILE         set $VAR to FILE's content, trimmed
+//	filemode FILE PERM       require FILE's permission bits to be PERM (octal)
 //
 // Every script starts with the test-only hooks set (PROPHET_TEST_UUID_SEED,
 // PROPHET_TEST_NOW, see internal/cli/env.go) and PROPHET_EMAIL, so that
@@ -62,6 +64,8 @@ func TestScripts(t *testing.T) {
 			"damage":     cmdDamage,
 			"samedigest": cmdSameDigest,
 			"waitaddr":   cmdWaitAddr,
+			"envfile":    cmdEnvFile,
+			"filemode":   cmdFileMode,
 		},
 	})
 }
@@ -191,6 +195,28 @@ func cmdWaitAddr(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("no address in %s after 10s: %v", args[0], err)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func cmdEnvFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: envfile VAR FILE")
+	}
+	b, err := os.ReadFile(ts.MkAbs(args[1]))
+	ts.Check(err)
+	ts.Setenv(args[0], strings.TrimSpace(string(b)))
+}
+
+func cmdFileMode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: filemode FILE PERM")
+	}
+	want, err := strconv.ParseUint(args[1], 8, 32)
+	ts.Check(err)
+	fi, err := os.Stat(ts.MkAbs(args[0]))
+	ts.Check(err)
+	if got := fi.Mode().Perm(); got != os.FileMode(want) {
+		ts.Fatalf("%s has mode %#o, want %#o", args[0], got, want)
 	}
 }
 

@@ -9,8 +9,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prophet-sync/prophet/merge/httpsync"
@@ -29,11 +32,17 @@ serves. On SIGINT or SIGTERM it stops taking requests, finishes the ones
 under way (a push being integrated ends at a changeset boundary within
 --shutdown-timeout), closes the replica and exits 0.
 
-There is no authentication yet, so serve binds only loopback addresses:
-anyone who can reach the address can read and write the replica. To serve
-another address anyway (a trusted network, or behind a proxy that
-authenticates), pass --unsafe-no-auth; serve then says so on every start.
---addr-file FILE writes the address actually listened on (useful with port
+Once the replica has tokens (prophet token add), every request must carry
+one (Authorization: Bearer TOKEN; the CLI sends $PROPHET_TOKEN): read
+tokens pull and clone, write tokens also push. serve reads REPLICA/
+tokens.json at start and again on SIGHUP (kill -HUP PID), so a token added
+or revoked meanwhile counts from then on. With no tokens, anyone who can
+reach the address can read and write the replica, so serve then binds only
+loopback addresses; to serve another address with no tokens anyway (a
+trusted network, or behind a proxy that authenticates), pass
+--unsafe-no-auth; serve then says so on every start. serve speaks plain
+HTTP: a token crosses the network in clear text, so beyond this machine put
+a TLS-terminating proxy (https://) in front of it. --addr-file FILE writes the address actually listened on (useful with port
 0) into FILE once the server is ready.`,
 	mode: openNothing,
 	min:  0, max: 0,
@@ -42,20 +51,27 @@ authenticates), pass --unsafe-no-auth; serve then says so on every start.
 		addrFile := fs.String("addr-file", "", "write the address listened on into `FILE` once ready")
 		maxPush := fs.Int64("max-push-bytes", 256<<20, "the largest push body taken, in `bytes`")
 		grace := fs.Duration("shutdown-timeout", 30*time.Second, "how long to let requests under way finish on SIGINT/SIGTERM")
-		unsafe := fs.Bool("unsafe-no-auth", false, "serve a non-loopback address with no authentication: anyone who reaches it can read and write")
+		unsafe := fs.Bool("unsafe-no-auth", false, "serve a non-loopback address although the replica has no tokens: anyone who reaches it can read and write")
 		return func(ctx context.Context, c *call) error {
-			if err := checkListen(*listen, *unsafe); err != nil {
+			if _, _, err := net.SplitHostPort(*listen); err != nil {
+				return usagef("--listen %q: %v; give host:port, e.g. 127.0.0.1:7770", *listen, err)
+			}
+			toks, err := tokenSet(c.dir)
+			if err != nil {
 				return err
 			}
-			if *unsafe {
+			if err := checkListen(*listen, *unsafe, toks != nil); err != nil {
+				return err
+			}
+			if *unsafe && toks == nil {
 				fmt.Fprintf(c.stderr, "prophet: WARNING: serving %s with no authentication (--unsafe-no-auth): anyone who can reach it can read and write this replica\n", *listen)
 			}
-			return c.serve(ctx, *listen, *addrFile, *maxPush, *grace)
+			return c.serve(ctx, *listen, *addrFile, *maxPush, *grace, toks)
 		}
 	},
 }
 
-func (c *call) serve(ctx context.Context, listen, addrFile string, maxPush int64, grace time.Duration) (err error) {
+func (c *call) serve(ctx context.Context, listen, addrFile string, maxPush int64, grace time.Duration, toks *httpsync.TokenSet) (err error) {
 	l, err := c.openLocal(ctx, c.dir, true)
 	if err != nil {
 		return err
@@ -70,7 +86,42 @@ func (c *call) serve(ctx context.Context, listen, addrFile string, maxPush int64
 	// Handlers still running when the server is closed must end before
 	// the replica closes.
 	var inflight sync.WaitGroup
-	h := httpsync.NewHandler(l, &httpsync.HandlerOptions{Logger: log, MaxPushBytes: maxPush})
+	// The tokens in force; nil: none needed. SIGHUP reads them again.
+	var tokens atomic.Pointer[httpsync.TokenSet]
+	tokens.Store(toks)
+	auth := func(tok string) (httpsync.Scope, bool) {
+		if s := tokens.Load(); s != nil {
+			return s.Check(tok)
+		}
+		return httpsync.ScopeWrite, true
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer func() { signal.Stop(hup); close(hup) }()
+	go func() {
+		for range hup {
+			s, err := tokenSet(c.dir)
+			if err != nil {
+				log.Error("SIGHUP: cannot read the tokens; keeping those in force", "err", oneLine(describe(err, c.dir)))
+				continue
+			}
+			if s == nil && toks != nil && !loopback(listen) {
+				log.Error("SIGHUP: the replica has no tokens left; keeping those in force, since serving a non-loopback address needs one (restart with --unsafe-no-auth to serve it with none)")
+				continue
+			}
+			tokens.Store(s)
+			n := 0
+			if s != nil {
+				n = s.Len()
+			}
+			log.Info("SIGHUP: tokens read again", "tokens", n)
+		}
+	}()
+	n := 0
+	if toks != nil {
+		n = toks.Len()
+	}
+	h := httpsync.NewHandler(l, &httpsync.HandlerOptions{Logger: log, MaxPushBytes: maxPush, Auth: auth})
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			inflight.Add(1)
@@ -92,7 +143,7 @@ func (c *call) serve(ctx context.Context, listen, addrFile string, maxPush int64
 			return err
 		}
 	}
-	log.Info("serving", "replica", l.R.UUID(), "dir", absDir(c.dir), "addr", addr)
+	log.Info("serving", "replica", l.R.UUID(), "dir", absDir(c.dir), "addr", addr, "tokens", n)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {
@@ -116,23 +167,26 @@ func (c *call) serve(ctx context.Context, listen, addrFile string, maxPush int64
 	return nil
 }
 
-// checkListen refuses an address that is not loopback unless unsafe: with
-// no authentication yet, serving one would let anyone who reaches it write.
-func checkListen(listen string, unsafe bool) error {
+// checkListen refuses an address that is not loopback when the replica
+// has no tokens, unless unsafe: anyone who reaches it could write.
+func checkListen(listen string, unsafe, tokens bool) error {
+	if loopback(listen) || tokens || unsafe {
+		return nil
+	}
+	return userf(nil, "--listen %s is not a loopback address, and this replica has no tokens: anyone who reaches it could read and write this replica; add one (prophet token add NAME --scope write) and serve behind a TLS-terminating proxy, serve 127.0.0.1, or pass --unsafe-no-auth if every machine that can reach %s is trusted", listen, listen)
+}
+
+// loopback reports whether listen (host:port) is a loopback address.
+func loopback(listen string) bool {
 	host, _, err := net.SplitHostPort(listen)
 	if err != nil {
-		return usagef("--listen %q: %v; give host:port, e.g. 127.0.0.1:7770", listen, err)
+		return false
 	}
 	if host == "localhost" {
-		return nil
+		return true
 	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		return nil
-	}
-	if unsafe {
-		return nil
-	}
-	return userf(nil, "--listen %s is not a loopback address, and serve has no authentication yet: anyone who reaches it could read and write this replica; serve 127.0.0.1 (and put an authenticating proxy in front), or pass --unsafe-no-auth if every machine that can reach %s is trusted", listen, listen)
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // writeFileAtomic writes b into path through a rename, so a reader sees all

@@ -110,11 +110,8 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) bool {
 	if h.o.Auth == nil || !strings.HasPrefix(r.URL.Path, "/v1/") {
 		return true
 	}
-	tok := bearer(r)
-	scope, ok := Scope(0), false
-	if tok != "" {
-		scope, ok = h.o.Auth(tok)
-	}
+	tok := bearer(r) // "" without one: Auth decides (TokenSet refuses it)
+	scope, ok := h.o.Auth(tok)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="prophet"`)
 		msg := "no valid bearer token: this server takes only requests with Authorization: Bearer TOKEN, a token made by prophet token add"

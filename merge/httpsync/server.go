@@ -46,10 +46,10 @@ type HandlerOptions struct {
 	// Default 1 s.
 	ProgressEvery time.Duration
 	// Auth, when set, is asked about the bearer token of every /v1
-	// request (Authorization: Bearer TOKEN; not /healthz): a request with
-	// no token, or one Auth does not know, gets 401, and one whose token
-	// only reads gets 403 on POST /v1/push. Nil: no token is needed
-	// (TokenSet.Check is one).
+	// request (Authorization: Bearer TOKEN; "" when there is none; not
+	// /healthz): a request whose token Auth refuses gets 401, and one
+	// whose token only reads gets 403 on POST /v1/push. Nil: no token is
+	// needed. TokenSet.Check is an Auth.
 	Auth func(token string) (scope Scope, ok bool)
 }
 
