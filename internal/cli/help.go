@@ -29,7 +29,7 @@ Environment:
                    git config user.email, else the OS user name
 
 --json (show, list, history, log, info, verify, clone, pull, push,
-conflicts, peer list; export always) writes one JSON object per line. Absent
+conflicts, peer list, token list; export always) writes one JSON object per line. Absent
 values are "", times RFC 3339 in UTC (internal/cli/json.go says more):
   record     {"type","uuid","luid","creator","origin","created","props":{NAME:VALUE}}
   changeset  {"seq","origin","origin_seq","creator","created","is_nullification",
@@ -48,6 +48,7 @@ values are "", times RFC 3339 in UTC (internal/cli/json.go says more):
               "source_live","target_live","final_live",
               "props":[{"name","base","source","target","final"}]}
   peer       {"name","location"}
+  token      {"name","scope","created"}
 
 Exit codes: 0 success, 1 error, 2 usage error.
 Run prophet COMMAND --help (or prophet help COMMAND) for a command's flags

@@ -36,7 +36,7 @@ The token is printed only by add: what is kept, in REPLICA/tokens.json
 running serve reads the tokens again on SIGHUP (kill -HUP PID), so an added
 or revoked token counts from then on; otherwise at its next start. A name is
 letters, digits, ".", "_" and "-", starting with a letter or digit. With
---json, list writes one {"name","scope","created"} object per line.`,
+--json, list writes the token shape of prophet --help, one per line.`,
 	mode: openNothing,
 	json: true,
 	min:  1, max: 2,
@@ -134,7 +134,8 @@ type tokenJSON struct {
 	SHA256  string    `json:"sha256"`
 }
 
-// tokenListJSON is one line of token list --json.
+// tokenListJSON is one line of token list --json (the token shape of
+// prophet --help).
 type tokenListJSON struct {
 	Name    string    `json:"name"`
 	Scope   string    `json:"scope"`
