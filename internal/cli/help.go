@@ -47,7 +47,7 @@ values are "", times RFC 3339 in UTC (internal/cli/json.go says more):
   conflict   {"origin","seq","stamp","how","fingerprint","type","uuid","luid",
               "source_live","target_live","final_live",
               "props":[{"name","base","source","target","final"}]}
-  peer       {"name","location"}
+  peer       {"name","location","token_env"}
   token      {"name","scope","created"}
 
 Exit codes: 0 success, 1 error, 2 usage error.

@@ -15,16 +15,30 @@ import (
 
 // clone, pull and push with a replica served over HTTP (prophet serve).
 
-// clientOptions are the HTTP client's options: the token is $PROPHET_TOKEN.
-func (c *call) clientOptions() *httpsync.ClientOptions {
-	return &httpsync.ClientOptions{Token: os.Getenv("PROPHET_TOKEN")}
+// tokenVar is the environment variable whose token goes to loc: the
+// peer's --token-env when it is set, else PROPHET_TOKEN.
+func tokenVar(loc location) string {
+	if loc.tokenEnv != "" && os.Getenv(loc.tokenEnv) != "" {
+		return loc.tokenEnv
+	}
+	return "PROPHET_TOKEN"
+}
+
+// clientOptions are the HTTP client's options for loc, with its token.
+func (c *call) clientOptions(loc location) *httpsync.ClientOptions {
+	return &httpsync.ClientOptions{Token: os.Getenv(tokenVar(loc))}
 }
 
 // dial connects to the replica served at url.
 func (c *call) dial(ctx context.Context, url string) (*httpsync.Remote, error) {
-	r, err := httpsync.Dial(ctx, url, c.clientOptions())
+	return c.dialLoc(ctx, location{url: url})
+}
+
+// dialLoc connects to the served replica loc.
+func (c *call) dialLoc(ctx context.Context, loc location) (*httpsync.Remote, error) {
+	r, err := httpsync.Dial(ctx, loc.url, c.clientOptions(loc))
 	if err != nil {
-		return nil, c.httpErr(err, location{url: url})
+		return nil, c.httpErr(err, loc)
 	}
 	return r, nil
 }
@@ -42,10 +56,14 @@ func (c *call) httpErr(err error, loc location) error {
 		errors.Is(err, merge.ErrOtherDatabase), errors.Is(err, merge.ErrSameReplica):
 		return err
 	case errors.As(err, &he) && he.Status == http.StatusUnauthorized:
-		if os.Getenv("PROPHET_TOKEN") != "" {
-			return userf(err, "%s: no valid token (401): it does not take $PROPHET_TOKEN (revoked, or made for another replica); set PROPHET_TOKEN to a token made with prophet token add on the served replica", loc.url)
+		v := tokenVar(loc)
+		if loc.tokenEnv != "" {
+			v = loc.tokenEnv
 		}
-		return userf(err, "%s: no valid token (401); set PROPHET_TOKEN to a token made with prophet token add on the served replica", loc.url)
+		if os.Getenv(v) != "" {
+			return userf(err, "%s: no valid token (401): it does not take $%s (revoked, or made for another replica); set %s to a token made with prophet token add on the served replica", loc.url, v, v)
+		}
+		return userf(err, "%s: no valid token (401); set %s to a token made with prophet token add on the served replica", loc.url, v)
 	case errors.As(err, &he) && he.Status == http.StatusForbidden:
 		return userf(err, "%s: this token can only read; pushing needs a token with --scope write", loc.url)
 	case errors.As(err, &he):
@@ -74,13 +92,13 @@ func (c *call) syncHTTP(ctx context.Context, f *syncFlags, push bool, here *merg
 	)
 	if push {
 		// The server settles conflicts; it cannot ask here.
-		rep, err = httpsync.Push(ctx, here, loc.url, &httpsync.PushOptions{Client: c.clientOptions(), Prefer: f.prefer, Force: f.force})
+		rep, err = httpsync.Push(ctx, here, loc.url, &httpsync.PushOptions{Client: c.clientOptions(loc), Prefer: f.prefer, Force: f.force})
 		if err != nil {
 			return c.explainMerge(c.httpErr(err, loc), rep, here, loc, push, false)
 		}
 		return c.writeSyncReport(rep, loc, absDir(here.R.Dir()), loc.url, push)
 	}
-	r, err := c.dial(ctx, loc.url)
+	r, err := c.dialLoc(ctx, loc)
 	if err != nil {
 		return err
 	}
@@ -109,7 +127,7 @@ func (c *call) syncHTTP(ctx context.Context, f *syncFlags, push bool, here *merg
 // dryRunHTTP counts what a pull from or push to a served replica would
 // move, as dryRun does for directories.
 func (c *call) dryRunHTTP(ctx context.Context, loc location, here *merge.Local, force, push bool) error {
-	r, err := c.dial(ctx, loc.url)
+	r, err := c.dialLoc(ctx, loc)
 	if err != nil {
 		return err
 	}

@@ -218,6 +218,7 @@ type conflictPropJSON struct {
 type peerJSON struct {
 	Name     string `json:"name"`
 	Location string `json:"location"`
+	TokenEnv string `json:"token_env,omitempty"`
 }
 
 func toConflictJSON(d *resolution.Decision, luid uint64) *conflictJSON {

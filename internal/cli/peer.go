@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -16,7 +17,7 @@ import (
 
 var peerCmd = &command{
 	name:    "peer",
-	args:    "add NAME LOCATION | list | remove NAME",
+	args:    "add NAME LOCATION [--token-env VAR] | list | remove NAME",
 	summary: "name the replicas you pull from and push to",
 	detail: `
 Peers are names for other replicas, so that "prophet pull NAME" and "prophet
@@ -30,74 +31,107 @@ which clone records. The peers are kept in REPLICA/peers.json.
   peer list                one "NAME LOCATION" line per peer, by name
   peer remove NAME         forget a name (the replica is not touched)
 
-With --json, list writes the peer shape of prophet --help, one per line.`,
+A served replica that wants a token (prophet token) gets $PROPHET_TOKEN;
+peer add NAME URL --token-env VAR makes pull and push with NAME send $VAR
+instead (when it is set). Only the variable's name is kept, never a token;
+list then shows "NAME URL token-env=VAR". With --json, list writes the peer
+shape of prophet --help, one per line.`,
 	mode: openRead,
 	json: true,
 	min:  1, max: 3,
-	run: func(ctx context.Context, c *call) error {
-		sub, rest := c.args[0], c.args[1:]
-		want := map[string]int{"add": 2, "list": 0, "remove": 1}
-		n, ok := want[sub]
-		if !ok || len(rest) != n {
-			return usagef("peer takes add NAME LOCATION, list, or remove NAME; run prophet peer --help")
-		}
-		if c.json && sub != "list" {
-			return usagef("peer %s: --json goes with peer list only", sub)
-		}
-		peers, err := readPeers(c.dir)
-		if err != nil {
-			return err
-		}
-		switch sub {
-		case "list":
-			for _, name := range slices.Sorted(maps.Keys(peers)) {
-				if c.json {
-					if err := writeJSON(c.out, peerJSON{name, peers[name]}); err != nil {
-						return err
-					}
-					continue
-				}
-				fmt.Fprintf(c.out, "%s %s\n", name, peers[name])
-			}
-			return c.writeErr()
-		case "add":
-			name, loc := rest[0], rest[1]
-			if err := checkPeerName(name); err != nil {
-				return err
-			}
-			if old, ok := peers[name]; ok {
-				return userf(nil, "peer %s is already %s; remove it first (prophet peer remove %s)", name, old, name)
-			}
-			if !isURL(loc) {
-				if fi, err := os.Stat(loc); err != nil || !fi.IsDir() {
-					return userf(err, "%s is not a directory; give the directory of a replica", loc)
-				}
-				if loc, err = filepath.Abs(loc); err != nil {
+	setup: func(fs *flag.FlagSet) runFunc {
+		tokenEnv := fs.String("token-env", "", "add: the environment `VAR`iable holding the token to send to this served replica")
+		return func(ctx context.Context, c *call) error { return c.peer(*tokenEnv) }
+	},
+}
+
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func (c *call) peer(tokenEnv string) error {
+	sub, rest := c.args[0], c.args[1:]
+	want := map[string]int{"add": 2, "list": 0, "remove": 1}
+	n, ok := want[sub]
+	if !ok || len(rest) != n {
+		return usagef("peer takes add NAME LOCATION, list, or remove NAME; run prophet peer --help")
+	}
+	if c.json && sub != "list" {
+		return usagef("peer %s: --json goes with peer list only", sub)
+	}
+	if tokenEnv != "" && (sub != "add" || !isURL(rest[1])) {
+		return usagef("--token-env goes with peer add NAME URL only (a served replica)")
+	}
+	if tokenEnv != "" && !envNameRE.MatchString(tokenEnv) {
+		return usagef("--token-env %q: give the name of an environment variable (letters, digits, '_'), not a token", tokenEnv)
+	}
+	pf, err := readPeersFile(c.dir)
+	if err != nil {
+		return err
+	}
+	peers := pf.Peers
+	switch sub {
+	case "list":
+		for _, name := range slices.Sorted(maps.Keys(peers)) {
+			if c.json {
+				if err := writeJSON(c.out, peerJSON{name, peers[name], pf.TokenEnv[name]}); err != nil {
 					return err
 				}
-				if sameDir(loc, c.dir) {
-					return userf(nil, "%s is this replica; a peer is another replica", loc)
-				}
+				continue
 			}
-			peers[name] = loc
-			if err := writePeers(c.dir, peers); err != nil {
-				return err
+			if v := pf.TokenEnv[name]; v != "" {
+				fmt.Fprintf(c.out, "%s %s token-env=%s\n", name, peers[name], v)
+				continue
 			}
-			fmt.Fprintf(c.out, "added peer %s: %s\n", name, loc)
-		case "remove":
-			name := rest[0]
-			loc, ok := peers[name]
-			if !ok {
-				return userf(nil, "no peer named %s; %s", name, knownPeers(peers))
-			}
-			delete(peers, name)
-			if err := writePeers(c.dir, peers); err != nil {
-				return err
-			}
-			fmt.Fprintf(c.out, "removed peer %s (%s)\n", name, loc)
+			fmt.Fprintf(c.out, "%s %s\n", name, peers[name])
 		}
 		return c.writeErr()
-	},
+	case "add":
+		name, loc := rest[0], rest[1]
+		if err := checkPeerName(name); err != nil {
+			return err
+		}
+		if old, ok := peers[name]; ok {
+			return userf(nil, "peer %s is already %s; remove it first (prophet peer remove %s)", name, old, name)
+		}
+		if !isURL(loc) {
+			if fi, err := os.Stat(loc); err != nil || !fi.IsDir() {
+				return userf(err, "%s is not a directory; give the directory of a replica", loc)
+			}
+			if loc, err = filepath.Abs(loc); err != nil {
+				return err
+			}
+			if sameDir(loc, c.dir) {
+				return userf(nil, "%s is this replica; a peer is another replica", loc)
+			}
+		}
+		peers[name] = loc
+		if tokenEnv != "" {
+			if pf.TokenEnv == nil {
+				pf.TokenEnv = map[string]string{}
+			}
+			pf.TokenEnv[name] = tokenEnv
+		}
+		if err := writePeersFile(c.dir, pf); err != nil {
+			return err
+		}
+		if tokenEnv != "" {
+			fmt.Fprintf(c.out, "added peer %s: %s, sending $%s as its token\n", name, loc, tokenEnv)
+		} else {
+			fmt.Fprintf(c.out, "added peer %s: %s\n", name, loc)
+		}
+	case "remove":
+		name := rest[0]
+		loc, ok := peers[name]
+		if !ok {
+			return userf(nil, "no peer named %s; %s", name, knownPeers(peers))
+		}
+		delete(peers, name)
+		delete(pf.TokenEnv, name)
+		if err := writePeersFile(c.dir, pf); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.out, "removed peer %s (%s)\n", name, loc)
+	}
+	return c.writeErr()
 }
 
 // originPeer is the peer clone records, and the one pull and push use
@@ -118,32 +152,44 @@ func checkPeerName(name string) error {
 // peersFileJSON is REPLICA/peers.json.
 type peersFileJSON struct {
 	Peers map[string]string `json:"peers"`
+	// TokenEnv names, for some served peers, the environment variable
+	// holding the token to send them (never the token).
+	TokenEnv map[string]string `json:"token_env,omitempty"`
 }
 
 // readPeers reads the peers of the replica in dir (none if it has no peers
 // file).
 func readPeers(dir string) (map[string]string, error) {
+	f, err := readPeersFile(dir)
+	return f.Peers, err
+}
+
+func readPeersFile(dir string) (peersFileJSON, error) {
 	path := filepath.Join(dir, peersFile)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return map[string]string{}, nil
+		return peersFileJSON{Peers: map[string]string{}}, nil
 	} else if err != nil {
-		return nil, err
+		return peersFileJSON{}, err
 	}
 	var f peersFileJSON
 	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, userf(err, "%s is not a peers file (%v); fix it, or remove it and add the peers again", path, err)
+		return peersFileJSON{}, userf(err, "%s is not a peers file (%v); fix it, or remove it and add the peers again", path, err)
 	}
 	if f.Peers == nil {
 		f.Peers = map[string]string{}
 	}
-	return f.Peers, nil
+	return f, nil
 }
 
 // writePeers replaces the peers file atomically: a reader sees the old
 // file or the new one, also after a crash.
 func writePeers(dir string, peers map[string]string) error {
-	b, err := json.MarshalIndent(peersFileJSON{peers}, "", "  ")
+	return writePeersFile(dir, peersFileJSON{Peers: peers})
+}
+
+func writePeersFile(dir string, pf peersFileJSON) error {
+	b, err := json.MarshalIndent(pf, "", "  ")
 	if err != nil {
 		return err
 	}

@@ -72,9 +72,10 @@ func closeLocal(l *merge.Local, err *error) {
 // location is the other replica of a pull or push: a directory or the URL
 // of a prophet serve, given as such or through a peer name.
 type location struct {
-	peer string // the peer name; "" when given as a path or URL
-	dir  string
-	url  string // set instead of dir for a served replica
+	peer     string // the peer name; "" when given as a path or URL
+	dir      string
+	url      string // set instead of dir for a served replica
+	tokenEnv string // the variable holding its token (peer add --token-env)
 }
 
 // String is how messages name it: the path or URL as given, or the peer's
@@ -92,10 +93,11 @@ func (l location) String() string {
 // locate turns SOURCE or TARGET into a location: a peer name first, then a
 // directory. arg "" means the peer named origin.
 func (c *call) locate(arg string) (location, error) {
-	peers, err := readPeers(c.dir)
+	pf, err := readPeersFile(c.dir)
 	if err != nil {
 		return location{}, err
 	}
+	peers := pf.Peers
 	if arg == "" {
 		if _, ok := peers[originPeer]; !ok {
 			return location{}, userf(nil, "%s needs a replica directory or a peer name, and there is no peer named %s; %s", c.cmd.name, originPeer, knownPeers(peers))
@@ -107,7 +109,7 @@ func (c *call) locate(arg string) (location, error) {
 	}
 	if loc, ok := peers[arg]; ok {
 		if isURL(loc) {
-			return location{peer: arg, url: loc}, nil
+			return location{peer: arg, url: loc, tokenEnv: pf.TokenEnv[arg]}, nil
 		}
 		return location{peer: arg, dir: loc}, nil
 	}
