@@ -12,6 +12,8 @@
 //	pull    merge.Clone by copy (in a child process, for its peak RSS) and by
 //	        pull, an incremental pull, no-op pulls at two log sizes, and raw
 //	        Pebble scanning the same log
+//	http    merge.Clone over loopback HTTP and from the local path (each
+//	        in a child process), and no-op pulls over HTTP at two log sizes
 //
 // Every benchmark works in a temporary directory under --dir and removes it
 // afterwards. Progress goes to stderr, results to stdout (a table, or one
@@ -46,6 +48,9 @@ Benchmarks:
            in a child process) and one of --pull-changesets by pulling;
            pull 1000 new changesets into the clone; time no-op pulls at
            10,000 and --changesets; scan the logs with raw Pebble
+  http     clone a source of --changesets over loopback HTTP and from its
+           path (rates, their ratio, peak RSS, each in a child process);
+           time no-op pulls over HTTP at 10,000 and --changesets
 
 Run 'prophet bench BENCHMARK --help' for its flags.
 `
@@ -61,7 +66,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runChild(ctx, mode, args, stdout)
 	}
 	if len(args) == 0 {
-		return usageErrorf("name a benchmark: prophet bench append, log or pull (see prophet bench --help)")
+		return usageErrorf("name a benchmark: prophet bench append, log, pull or http (see prophet bench --help)")
 	}
 	var err error
 	switch args[0] {
@@ -74,8 +79,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		err = runLog(ctx, args[1:], stdout, stderr)
 	case "pull":
 		err = runPull(ctx, args[1:], stdout, stderr)
+	case "http":
+		err = runHTTP(ctx, args[1:], stdout, stderr)
 	default:
-		return usageErrorf("unknown benchmark %q: want append, log or pull (see prophet bench --help)", args[0])
+		return usageErrorf("unknown benchmark %q: want append, log, pull or http (see prophet bench --help)", args[0])
 	}
 	if errors.Is(err, errHelp) {
 		return nil

@@ -15,10 +15,11 @@ import (
 	"time"
 
 	"github.com/prophet-sync/prophet/merge"
+	"github.com/prophet-sync/prophet/merge/httpsync"
 	"github.com/prophet-sync/prophet/replica"
 )
 
-// `bench pull` measures a clone's peak RSS, which must be the clone's alone:
+// `bench pull` and `bench http` measure a clone's peak RSS, which must be the clone's alone:
 // not the parent's, which builds the sources and holds their caches. So it
 // re-executes this program (os.Executable) with childEnv set and the
 // arguments "bench pull SRC DST"; Run sees childEnv before anything else,
@@ -48,6 +49,9 @@ const (
 	// childPull clones from a source open read-only: merge.Clone pulls,
 	// integrating the log changeset by changeset.
 	childPull = "pull-clone"
+	// childHTTP clones from the URL of a replica served by the parent
+	// (`bench http`): merge.Clone fetches its snapshot (GET /v1/snapshot).
+	childHTTP = "http-clone"
 )
 
 // childResult is what the child prints on stdout.
@@ -75,11 +79,11 @@ func runChild(ctx context.Context, mode string, args []string, stdout io.Writer)
 	src, dst := args[1], args[2]
 	var opts *replica.Options // open for writing: the copy
 	switch mode {
-	case childCopy:
+	case childCopy, childHTTP:
 	case childPull:
 		opts = &replica.Options{ReadOnly: true}
 	default:
-		return usageErrorf("%s=%q is set (it is meant for the child process of prophet bench pull): want %s or %s", childEnv, mode, childCopy, childPull)
+		return usageErrorf("%s=%q is set (it is meant for the child process of prophet bench pull): want %s, %s or %s", childEnv, mode, childCopy, childPull, childHTTP)
 	}
 	// Wait for the parent to build the source.
 	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
@@ -91,34 +95,70 @@ func runChild(ctx context.Context, mode string, args []string, stdout io.Writer)
 	}
 	var res childResult
 	start := time.Now()
-	s, err := merge.Open(ctx, src, opts)
+	s, err := openChildSource(ctx, mode, src, opts)
 	if err != nil {
-		return fmt.Errorf("bench: open the source %s: %w", src, err)
+		return err
 	}
 	res.OpenSeconds = time.Since(start).Seconds()
-	res.Copied = !s.R.ReadOnly()
+	res.Copied = s.copied
 
 	start = time.Now()
-	c, rep, err := merge.Clone(ctx, s, dst, nil, nil)
+	c, rep, err := merge.Clone(ctx, s.src, dst, nil, nil)
 	res.CloneSeconds = time.Since(start).Seconds()
 	if err != nil {
 		if c != nil {
 			c.Close()
 		}
-		s.Close()
+		s.close()
 		return fmt.Errorf("bench: clone %s into %s: %w", src, dst, err)
 	}
-	res.SourceChangesets, res.CloneChangesets = s.R.LatestSeq(), c.R.LatestSeq()
+	if res.SourceChangesets, err = s.latest(ctx); err != nil {
+		c.Close()
+		s.close()
+		return err
+	}
+	res.CloneChangesets = c.R.LatestSeq()
 	res.Read, res.Integrated = rep.Read, rep.Integrated
 
 	start = time.Now()
-	err = errors.Join(c.Close(), s.Close())
+	err = errors.Join(c.Close(), s.close())
 	res.CloseSeconds = time.Since(start).Seconds()
 	if err != nil {
 		return fmt.Errorf("bench: close the clone and its source: %w", err)
 	}
 	res.VmHWM = vmHWM()
 	return json.NewEncoder(stdout).Encode(&res)
+}
+
+// childSource is what a child clones from: a replica on this machine, or
+// one served over HTTP.
+type childSource struct {
+	src    merge.Source
+	copied bool // merge.Clone copies its database rather than pulling
+	latest func(context.Context) (uint64, error)
+	close  func() error
+}
+
+func openChildSource(ctx context.Context, mode, src string, opts *replica.Options) (*childSource, error) {
+	if mode == childHTTP {
+		r, err := httpsync.Dial(ctx, src, nil)
+		if err != nil {
+			return nil, fmt.Errorf("bench: dial the source %s: %w", src, err)
+		}
+		return &childSource{src: r, copied: true, // a Remote is always a Snapshotter
+			latest: func(ctx context.Context) (uint64, error) {
+				i, err := r.Info(ctx)
+				return i.Latest, err
+			},
+			close: func() error { return nil }}, nil
+	}
+	l, err := merge.Open(ctx, src, opts)
+	if err != nil {
+		return nil, fmt.Errorf("bench: open the source %s: %w", src, err)
+	}
+	return &childSource{src: l, copied: !l.R.ReadOnly(),
+		latest: func(context.Context) (uint64, error) { return l.R.LatestSeq(), nil },
+		close:  l.Close}, nil
 }
 
 // vmHWM reads this process's VmHWM from /proc/self/status, in bytes (0 if

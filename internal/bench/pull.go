@@ -407,7 +407,7 @@ func pulls(ctx context.Context, rep *PullReport, large, small string, p *progres
 }
 
 // noopPull pulls from src into dst and checks that there was nothing to do.
-func noopPull(ctx context.Context, src, dst *merge.Local) error {
+func noopPull(ctx context.Context, src merge.Source, dst *merge.Local) error {
 	r, err := merge.Pull(ctx, src, dst, nil)
 	if err != nil {
 		return fmt.Errorf("bench: no-op pull: %w", err)
