@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/prophet-sync/prophet/merge"
@@ -320,43 +319,21 @@ func noopHTTP(ctx context.Context, rep *HTTPReport, smallSrv *server, small, spo
 }
 
 func (r *HTTPReport) print(w io.Writer) error {
-	fmt.Fprintf(w, "sources (creates with 3 properties, bulk path):")
-	for i, b := range r.Builds {
-		sep := ","
-		if i == 0 {
-			sep = ""
-		}
-		fmt.Fprintf(w, "%s %d changesets in %.1f s", sep, b.Changesets, b.Seconds)
-	}
-	fmt.Fprintf(w, "; GOMAXPROCS %d\n\n", r.GOMAXPROCS)
-
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "measurement\tfigure\ttarget\tmet\t")
-	row := func(label, figure, target string, met *bool) {
-		m := ""
-		if met != nil {
-			m = "no"
-			if *met {
-				m = "yes"
-			}
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", label, figure, target, m)
-	}
-	rate := func(v float64) string { return fmt.Sprintf("%.0f changesets/s", v) }
-	x := func(v float64) string { return fmt.Sprintf("%.2fx", v) }
+	tw := newFigureTable(w, r.Builds, r.GOMAXPROCS)
+	row := tw.row
 
 	row(fmt.Sprintf("1. clone over loopback HTTP, %d changesets (snapshot)", r.HTTPClone.CloneChangesets),
 		rate(r.HTTPClone.Rate), fmt.Sprintf(">= %d changesets/s", int(r.Targets.CloneRate)), &r.Met.CloneRate)
 	row("   its time (merge.Clone, in the child), and peak RSS", secs(r.HTTPClone.Seconds)+", "+mb(r.HTTPClone.PeakRSS), "", nil)
 	row(fmt.Sprintf("   clone from the local path, %d changesets (copy)", r.LocalClone.CloneChangesets), rate(r.LocalClone.Rate), "", nil)
 	row("   its time, and peak RSS", secs(r.LocalClone.Seconds)+", "+mb(r.LocalClone.PeakRSS), "", nil)
-	row("   HTTP / local", x(r.HTTPToLocal), fmt.Sprintf(">= %.2gx", r.Targets.HTTPToLocal), &r.Met.HTTPToLocal)
+	row("   HTTP / local", times(r.HTTPToLocal), fmt.Sprintf(">= %.2gx", r.Targets.HTTPToLocal), &r.Met.HTTPToLocal)
 	row(fmt.Sprintf("2. no-op pull over HTTP, %d changesets: median / p99", r.NoopSmall.Changesets),
 		ms(r.NoopSmall.Median)+" / "+ms(r.NoopSmall.P99), "", nil)
 	row(fmt.Sprintf("   no-op pull over HTTP, %d changesets: median / p99", r.NoopLarge.Changesets),
 		ms(r.NoopLarge.Median)+" / "+ms(r.NoopLarge.P99), "median <= "+ms(r.Targets.NoopPull), &r.Met.NoopMedian)
 	row(fmt.Sprintf("   no-op pull %d / %d (medians)", r.NoopLarge.Changesets, r.NoopSmall.Changesets),
-		x(r.NoopRatio), fmt.Sprintf("<= %.2gx", r.Targets.NoopRatio), &r.Met.NoopRatio)
+		times(r.NoopRatio), fmt.Sprintf("<= %.2gx", r.Targets.NoopRatio), &r.Met.NoopRatio)
 	row("3. commit -> live subscriber", "not measured", "", nil)
 	if err := tw.Flush(); err != nil {
 		return err

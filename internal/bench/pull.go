@@ -530,30 +530,8 @@ func ratio(a, b float64) float64 {
 }
 
 func (r *PullReport) print(w io.Writer) error {
-	fmt.Fprintf(w, "sources (creates with 3 properties, bulk path):")
-	for i, b := range r.Builds {
-		sep := ","
-		if i == 0 {
-			sep = ""
-		}
-		fmt.Fprintf(w, "%s %d changesets in %.1f s", sep, b.Changesets, b.Seconds)
-	}
-	fmt.Fprintf(w, "; GOMAXPROCS %d\n\n", r.GOMAXPROCS)
-
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "measurement\tfigure\ttarget\tmet\t")
-	row := func(label, figure, target string, met *bool) {
-		m := ""
-		if met != nil {
-			m = "no"
-			if *met {
-				m = "yes"
-			}
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", label, figure, target, m)
-	}
-	rate := func(v float64) string { return fmt.Sprintf("%.0f changesets/s", v) }
-	x := func(v float64) string { return fmt.Sprintf("%.2fx", v) }
+	tw := newFigureTable(w, r.Builds, r.GOMAXPROCS)
+	row := tw.row
 
 	row(fmt.Sprintf("1. clone by copy, %d changesets (source open for writing)", r.Clone.CloneChangesets),
 		rate(r.Clone.Rate), fmt.Sprintf(">= %d changesets/s", int(r.Targets.CloneRate)), &r.Met.CloneRate)
@@ -561,7 +539,7 @@ func (r *PullReport) print(w io.Writer) error {
 	row("   peak RSS of the clone's process", mb(r.Clone.PeakRSS), "<= "+mb(r.Targets.ClonePeakRSS), &r.Met.ClonePeakRSS)
 	row(fmt.Sprintf("   clone by pull, %d changesets (source read-only)", r.PullClone.CloneChangesets), rate(r.PullClone.Rate), "", nil)
 	row("   its time, and peak RSS", secs(r.PullClone.Seconds)+", "+mb(r.PullClone.PeakRSS), "", nil)
-	row("   what the copy buys: copy / pull", x(r.CloneToPullClone), "", nil)
+	row("   what the copy buys: copy / pull", times(r.CloneToPullClone), "", nil)
 	row(fmt.Sprintf("2. incremental pull of %d into the clone", r.Incremental.Changesets),
 		ms(r.Incremental.Seconds)+", "+rate(r.Incremental.Rate), "", nil)
 	row(fmt.Sprintf("3. no-op pull, replicas open, %d changesets: median / p99", r.NoopSmall.Changesets),
@@ -571,15 +549,15 @@ func (r *PullReport) print(w io.Writer) error {
 	row(fmt.Sprintf("   no-op pull, replicas open, %d changesets: p99", r.NoopLarge.Changesets),
 		ms(r.NoopLarge.P99), "<= "+ms(r.Targets.NoopPull), &r.Met.NoopP99)
 	row(fmt.Sprintf("   no-op pull %d / %d (medians)", r.NoopLarge.Changesets, r.NoopSmall.Changesets),
-		x(r.NoopRatio), fmt.Sprintf("<= %.2gx", r.Targets.NoopRatio), &r.Met.NoopRatio)
+		times(r.NoopRatio), fmt.Sprintf("<= %.2gx", r.Targets.NoopRatio), &r.Met.NoopRatio)
 	row(fmt.Sprintf("   open source (read-only) + open destination + no-op pull + close, %d: median / p99", r.OpenPullCloseSmall.Changesets),
 		ms(r.OpenPullCloseSmall.Median)+" / "+ms(r.OpenPullCloseSmall.P99), "", nil)
 	row(fmt.Sprintf("   open source (read-only) + open destination + no-op pull + close, %d: median / p99", r.OpenPullCloseLarge.Changesets),
 		ms(r.OpenPullCloseLarge.Median)+" / "+ms(r.OpenPullCloseLarge.P99), "", nil)
 	row(fmt.Sprintf("4. raw Pebble scan of the log, %d changesets", r.RawScan.Changesets), rate(r.RawScan.Rate), "", nil)
 	row(fmt.Sprintf("   raw Pebble scan of the log, %d changesets", r.PullRawScan.Changesets), rate(r.PullRawScan.Rate), "", nil)
-	row("   clone by copy / raw scan", x(r.CloneToRawScan), "", nil)
-	row("   clone by pull / raw scan", x(r.PullCloneToRawScan), "", nil)
+	row("   clone by copy / raw scan", times(r.CloneToRawScan), "", nil)
+	row("   clone by pull / raw scan", times(r.PullCloneToRawScan), "", nil)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -594,6 +572,41 @@ func (r *PullReport) print(w io.Writer) error {
 		float64(r.RawScan.Bytes)/(1<<20), r.RawScan.Changesets, mb(r.BenchPeakRSS), mib(r.BenchPeakHeap))
 	return err
 }
+
+// figureTable is the table bench pull and bench http print: a line on the
+// sources, then one row per measurement with its figure, its target and
+// whether it was met.
+type figureTable struct{ *tabwriter.Writer }
+
+func newFigureTable(w io.Writer, builds []Build, procs int) figureTable {
+	fmt.Fprintf(w, "sources (creates with 3 properties, bulk path):")
+	for i, b := range builds {
+		sep := ","
+		if i == 0 {
+			sep = ""
+		}
+		fmt.Fprintf(w, "%s %d changesets in %.1f s", sep, b.Changesets, b.Seconds)
+	}
+	fmt.Fprintf(w, "; GOMAXPROCS %d\n\n", procs)
+	t := figureTable{tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
+	fmt.Fprintln(t, "measurement\tfigure\ttarget\tmet\t")
+	return t
+}
+
+// row adds a measurement; met nil: it has no target.
+func (t figureTable) row(label, figure, target string, met *bool) {
+	m := ""
+	if met != nil {
+		m = "no"
+		if *met {
+			m = "yes"
+		}
+	}
+	fmt.Fprintf(t, "%s\t%s\t%s\t%s\t\n", label, figure, target, m)
+}
+
+func rate(v float64) string  { return fmt.Sprintf("%.0f changesets/s", v) }
+func times(v float64) string { return fmt.Sprintf("%.2fx", v) }
 
 func secs(s float64) string { return fmt.Sprintf("%.2f s", s) }
 func ms(s float64) string   { return fmt.Sprintf("%.3f ms", s*1000) }
