@@ -59,11 +59,30 @@ func Encode(dst []byte, cs *Changeset) ([]byte, error) {
 	if err := cs.Validate(); err != nil {
 		return dst, err
 	}
+	if dst == nil {
+		dst = make([]byte, 0, encodedSizeHint(cs))
+	}
 	buf := bytes.NewBuffer(dst)
-	if err := encodeBody(wire.NewWriter(buf), cs); err != nil {
+	w := wire.GetWriter(buf)
+	defer wire.PutWriter(w)
+	if err := encodeBody(w, cs); err != nil {
 		return dst, fmt.Errorf("changeset: encode: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// encodedSizeHint is a little more than cs's encoded size, so that Encode
+// allocates once.
+func encodedSizeHint(cs *Changeset) int {
+	n := 96 + len(cs.Creator)
+	for i := range cs.Changes {
+		c := &cs.Changes[i]
+		n += 24 + len(c.RecordType)
+		for _, p := range c.Props {
+			n += 12 + len(p.Name) + len(p.Old) + len(p.New)
+		}
+	}
+	return n
 }
 
 const (

@@ -17,7 +17,9 @@ import (
 
 // Commit path (DESIGN.md, "Commit path").
 //
-// Every write goes through three goroutines in a pipeline:
+// Local commits stage on their callers' goroutines, in parallel (fast.go),
+// and meet the pipeline below at the applier. Every other write goes
+// through three goroutines in a pipeline:
 //
 //   - the committer takes the first request, then every request already
 //     queued (up to Options.MaxGroupChangesets / MaxGroupBytes), and stages
@@ -48,7 +50,6 @@ import (
 // request is one unit sent to the committer.
 type request struct {
 	ctx    context.Context
-	edits  []Edit                 // a local changeset from these edits, or
 	css    []*changeset.Changeset // changesets to integrate, all or none, or
 	settle Settler                // settles their conflicts (nil: refuse them)
 	bulk   func() (*Unit, error)  // a bulk load, or
@@ -77,8 +78,23 @@ type committer struct {
 	closed bool
 
 	// applyq carries staged batches to the applier, syncq applied ones to
-	// the syncer.
+	// the syncer. fastq carries the units of parallel commits (fast.go) to
+	// the applier, in any order.
 	applyq, syncq chan *inflight
+	fastq         chan *fastUnit
+
+	// gate is held shared by parallel commits while they stage, and
+	// exclusively by the committer while it stages and applies (fast.go).
+	gate sync.RWMutex
+	// mu guards seq, hlc and types' NextLUID for parallel commits; the
+	// committer, holding gate exclusively, needs no lock.
+	mu    sync.Mutex
+	locks lockTable
+	// ap is what the applier has applied.
+	ap applied
+	// durCond is signalled by the syncer after each batch.
+	durMu   sync.Mutex
+	durCond *sync.Cond
 	// pending are batches handed to the applier, oldest first, that may
 	// not be applied yet (committer goroutine only).
 	pending []*txn
@@ -90,7 +106,8 @@ type committer struct {
 
 	syncs, changesets atomic.Uint64 // for Stats
 
-	// owned by the committer goroutine
+	// Staged state: owned by the committer goroutine while it holds gate
+	// exclusively; parallel commits take seq, hlc and LUIDs under mu.
 	seq     uint64
 	hlc     int64
 	tickets map[uuid.UUID]uint64
@@ -110,7 +127,15 @@ func newCommitter(r *Replica) *committer {
 		dig:     r.dig,
 		applyq:  make(chan *inflight, 0),
 		syncq:   make(chan *inflight, 2),
+		fastq:   make(chan *fastUnit, 1024),
+		locks:   lockTable{held: map[recKey]chan struct{}{}},
+		ap: applied{
+			seq: r.durable.Load(), hlc: r.hlc, dig: r.dig,
+			tickets: maps.Clone(r.tickets), types: maps.Clone(r.types),
+		},
 	}
+	c.ap.cond.L = &c.ap.mu
+	c.durCond = sync.NewCond(&c.durMu)
 	c.wg.Add(3)
 	go c.run()
 	go c.applier()
@@ -141,10 +166,12 @@ func (c *committer) send(req *request) error {
 	}
 }
 
+var errReadOnly = errors.New("replica: opened read-only; reopen it without ReadOnly to write")
+
 // submit sends req and waits for its answer.
 func (r *Replica) submit(req *request) error {
 	if r.c == nil {
-		return errors.New("replica: opened read-only; reopen it without ReadOnly to write")
+		return errReadOnly
 	}
 	if req.ctx == nil {
 		req.ctx = context.Background()
@@ -179,8 +206,53 @@ func (c *committer) run() {
 				}
 			}
 		}
+		// Keep parallel commits out, and start from what they wrote.
+		c.gate.Lock()
+		c.catchUp()
 		c.group(first)
+	more:
+		for {
+			select {
+			case req := <-c.reqs:
+				c.group(req)
+			default:
+				break more
+			}
+		}
+		// Parallel commits read Pebble: let them in once it holds
+		// everything staged here.
+		if n := len(c.pending); n > 0 {
+			<-c.pending[n-1].applied
+			c.prune()
+		}
+		c.gate.Unlock()
 	}
+}
+
+// applied is the state after the batches the applier has applied: what the
+// committer starts from when it takes over from parallel commits.
+type applied struct {
+	mu      sync.Mutex
+	cond    sync.Cond // broadcast after each batch
+	seq     uint64
+	hlc     int64
+	dig     digest
+	tickets map[uuid.UUID]uint64
+	types   map[string]typeStats
+}
+
+// catchUp waits until the applier has applied every parallel commit, then
+// takes their effects into the committer's staged state (gate held
+// exclusively).
+func (c *committer) catchUp() {
+	a := &c.ap
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for a.seq < c.seq && c.failure() == nil {
+		a.cond.Wait()
+	}
+	c.dig, c.hlc = a.dig, max(c.hlc, a.hlc)
+	c.tickets, c.types = maps.Clone(a.tickets), maps.Clone(a.types)
 }
 
 // group stages first and whatever else is queued into one batch and hands
@@ -296,23 +368,119 @@ func (c *committer) prune() {
 	}
 }
 
-// applier applies batches to Pebble in order (so WAL order is log order and
-// a crash keeps a prefix of the log, I2) without waiting for their fsync.
+// applier applies batches to Pebble in log order (so WAL order is log order
+// and a crash keeps a prefix of the log, I2) without waiting for their
+// fsync: the committer's groups, and the units of parallel commits, as many
+// consecutive ones per batch as are queued.
 func (c *committer) applier() {
 	defer c.wg.Done()
 	defer close(c.syncq)
-	for f := range c.applyq {
-		if !f.marker {
-			f.t.b = f.t.w.build(c.r.db)
-			if f.err = c.failure(); f.err == nil {
-				if err := c.r.db.ApplyNoSyncWait(f.t.b, pebble.Sync); err != nil {
-					f.err = c.fail(err)
+	held := map[uint64]*fastUnit{} // queued parallel units, by seq
+	for {
+		select {
+		case f, ok := <-c.applyq:
+			if !ok {
+				// The committer has stopped, and Close keeps new
+				// parallel commits out: apply what they queued.
+				for len(c.fastq) > 0 {
+					u := <-c.fastq
+					held[u.seq] = u
 				}
+				c.applyFast(held)
+				return
+			}
+			c.apply(f)
+		case u := <-c.fastq:
+			held[u.seq] = u
+			for len(c.fastq) > 0 && len(held) < c.r.opts.MaxGroupChangesets {
+				u := <-c.fastq
+				held[u.seq] = u
+			}
+			c.applyFast(held)
+		}
+	}
+}
+
+// apply applies one batch and hands it to the syncer.
+func (c *committer) apply(f *inflight) {
+	if !f.marker && f.err == nil {
+		f.t.b = f.t.w.build(c.r.db)
+		if f.err = c.failure(); f.err == nil {
+			if err := c.r.db.ApplyNoSyncWait(f.t.b, pebble.Sync); err != nil {
+				f.err = c.fail(err)
 			}
 		}
-		close(f.t.applied)
-		c.syncq <- f
 	}
+	close(f.t.applied)
+	a := &c.ap
+	a.mu.Lock()
+	if f.err == nil {
+		t := f.t
+		a.seq, a.dig, a.hlc = t.seq, t.dig, t.hlc
+		maps.Copy(a.tickets, t.tickets)
+		maps.Copy(a.types, t.types)
+	}
+	a.cond.Broadcast()
+	a.mu.Unlock()
+	c.syncq <- f
+}
+
+// applyFast applies the parallel units in held that follow the last applied
+// sequence number, in batches of consecutive ones; the others wait for the
+// units before them.
+func (c *committer) applyFast(held map[uint64]*fastUnit) {
+	self := c.r.id
+	for {
+		next := c.ap.seq + 1 // written only by this goroutine
+		if held[next] == nil {
+			return
+		}
+		t := &txn{c: c, w: opBuffer{ops: getOps()}, dig: c.ap.dig, hlc: c.ap.hlc,
+			tickets: map[uuid.UUID]uint64{}, types: map[string]typeStats{}, applied: make(chan struct{})}
+		f := &inflight{t: t}
+		var keys []recKey
+		for u := held[next]; u != nil && t.n < c.r.opts.MaxGroupChangesets; u = held[next] {
+			delete(held, next)
+			next++
+			f.reqs = append(f.reqs, u.req)
+			keys = append(keys, u.keys...)
+			if u.err != nil && f.err == nil {
+				f.err = c.fail(fmt.Errorf("staging changeset %d: %w", u.seq, u.err))
+			}
+			for _, o := range u.ops {
+				o.n = len(t.w.ops)
+				t.w.ops = append(t.w.ops, o)
+			}
+			t.n++
+			if len(u.ops) > 0 {
+				t.size += len(u.ops[0].value) // the log entry
+			}
+			t.seq, t.hlc = u.seq, max(t.hlc, u.hlc)
+			t.dig.add(u.dig)
+			for _, d := range u.types {
+				s, ok := t.types[d.typ]
+				if !ok {
+					s = c.ap.typeStats(d.typ)
+				}
+				s.Live += d.live
+				s.NextLUID = max(s.NextLUID, d.next)
+				t.types[d.typ] = s
+			}
+		}
+		t.tickets[self] = t.seq
+		t.flushMeta()
+		c.apply(f)
+		// The next commit of these records may read them now.
+		c.locks.unlock(keys)
+	}
+}
+
+// typeStats is typ's applied stats (applier goroutine).
+func (a *applied) typeStats(typ string) typeStats {
+	if s, ok := a.types[typ]; ok {
+		return s
+	}
+	return typeStats{NextLUID: 1}
 }
 
 // syncer waits for each applied batch's fsync, in order, then publishes the
@@ -352,6 +520,9 @@ func (c *committer) syncer() {
 			}
 			close(req.done)
 		}
+		c.durMu.Lock()
+		c.durCond.Broadcast()
+		c.durMu.Unlock()
 	}
 }
 
@@ -377,11 +548,6 @@ func (c *committer) failure() error {
 func (c *committer) stage(t *txn, req *request) error {
 	u := t.unit()
 	switch {
-	case req.edits != nil:
-		cs, err := u.edits(req.edits)
-		if err != nil || cs == nil {
-			return err
-		}
 	case req.css != nil:
 		if err := u.integrate(req.css, req.settle); err != nil {
 			return err
@@ -402,14 +568,10 @@ func (r *Replica) Commit(ctx context.Context, edits ...Edit) (*changeset.Changes
 	if len(edits) == 0 {
 		return nil, errors.New("replica: Commit needs at least one edit")
 	}
-	req := &request{ctx: ctx, edits: edits}
-	if err := r.submit(req); err != nil {
-		return nil, err
+	if r.c == nil {
+		return nil, errReadOnly
 	}
-	if len(req.out) == 0 {
-		return nil, nil
-	}
-	return req.out[0], nil
+	return r.c.commitFast(ctx, edits)
 }
 
 // Integrate appends changesets written elsewhere (or, with a nil Origin,

@@ -161,9 +161,9 @@ func applyChange(cs *changeset.Changeset, ch *changeset.Change, cur *state, chec
 	}
 	var next *state
 	if cur != nil {
-		next = cur.clone()
+		next = cur.cloneGrow(len(ch.Props))
 	} else {
-		next = &state{}
+		next = &state{Regs: make([]reg, 0, len(ch.Props)), Props: make([]Prop, 0, len(ch.Props))}
 	}
 	k := stampOf(cs)
 	if ch.Op == changeset.Add && k.cmp(next.AddK) > 0 {

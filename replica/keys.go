@@ -56,25 +56,40 @@ func ticketKey(origin uuid.UUID) []byte { return append([]byte{prefixTicket}, or
 func peerKey(peer uuid.UUID) []byte { return append([]byte{prefixPeer}, peer[:]...) }
 
 // typePrefix is p lp(type): the start of every per-type keyspace.
-func typePrefix(p byte, typ string) []byte { return appendLP([]byte{p}, typ) }
+func typePrefix(p byte, typ string) []byte { return typePrefixCap(p, typ, 0) }
+
+// typePrefixCap is typePrefix with room for more bytes after it, so that
+// a key is one allocation (the commit path makes several per record).
+func typePrefixCap(p byte, typ string, more int) []byte {
+	b := make([]byte, 1, 1+binary.MaxVarintLen64+len(typ)+more)
+	b[0] = p
+	return appendLP(b, typ)
+}
 
 func recordKey(typ string, id uuid.UUID) []byte {
-	return append(typePrefix(prefixRecord, typ), id[:]...)
+	return append(typePrefixCap(prefixRecord, typ, 16), id[:]...)
 }
 
 func historyKey(typ string, id uuid.UUID, seq uint64) []byte {
-	return appendU64(append(typePrefix(prefixHistory, typ), id[:]...), seq)
+	return appendU64(append(typePrefixCap(prefixHistory, typ, 24), id[:]...), seq)
 }
 
 func propPrefix(typ, name, value string) []byte {
-	return appendLP(appendLP(typePrefix(prefixProp, typ), name), value)
+	return propPrefixCap(typ, name, value, 0)
+}
+
+func propPrefixCap(typ, name, value string, more int) []byte {
+	b := typePrefixCap(prefixProp, typ, 2*binary.MaxVarintLen64+len(name)+len(value)+more)
+	return appendLP(appendLP(b, name), value)
 }
 
 func propKey(typ, name, value string, id uuid.UUID) []byte {
-	return append(propPrefix(typ, name, value), id[:]...)
+	return append(propPrefixCap(typ, name, value, 16), id[:]...)
 }
 
-func luidRevKey(typ string, luid uint64) []byte { return appendU64(typePrefix(prefixLUID, typ), luid) }
+func luidRevKey(typ string, luid uint64) []byte {
+	return appendU64(typePrefixCap(prefixLUID, typ, 8), luid)
+}
 
 func typeKey(typ string) []byte { return typePrefix(prefixType, typ) }
 

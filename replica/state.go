@@ -122,9 +122,14 @@ func (s *state) derive() {
 }
 
 func (s *state) clone() *state {
+	return s.cloneGrow(0)
+}
+
+// cloneGrow is clone with room for n more registers.
+func (s *state) cloneGrow(n int) *state {
 	c := *s
-	c.Regs = slices.Clone(s.Regs)
-	c.Props = slices.Clone(s.Props)
+	c.Regs = append(make([]reg, 0, len(s.Regs)+n), s.Regs...)
+	c.Props = append(make([]Prop, 0, len(s.Regs)+n), s.Props...)
 	return &c
 }
 
@@ -134,8 +139,14 @@ func (s *state) clone() *state {
 // Stamps are stored once each: a record's registers mostly share a few
 // writers.
 func encodeState(s *state) []byte {
-	var buf bytes.Buffer
-	e := msgpack.NewEncoder(&buf)
+	size := 64 + len(s.Creator)
+	for _, r := range s.Regs {
+		size += 8 + len(r.Name) + len(r.Value)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size+3*32))
+	e := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(e)
+	e.Reset(buf)
 	e.UseCompactInts(true)
 	var ks []stamp
 	idx := func(k stamp) int {

@@ -9,6 +9,7 @@
 package wire
 
 import (
+	"sync"
 	"bytes"
 	"errors"
 	"fmt"
@@ -33,6 +34,25 @@ func NewWriter(w io.Writer) *Writer {
 	e := msgpack.NewEncoder(w)
 	e.UseCompactInts(true)
 	return &Writer{e: e}
+}
+
+var writers = sync.Pool{New: func() any { return &Writer{e: msgpack.NewEncoder(nil)} }}
+
+// GetWriter is NewWriter from a pool: the commit path encodes a changeset
+// per commit, and a new encoder each time was a tenth of its garbage. Give
+// it back with PutWriter once done.
+func GetWriter(w io.Writer) *Writer {
+	x := writers.Get().(*Writer)
+	x.e.Reset(w)
+	x.e.UseCompactInts(true)
+	x.err = nil
+	return x
+}
+
+// PutWriter returns w, which must not be used afterwards, to the pool.
+func PutWriter(w *Writer) {
+	w.e.Reset(nil)
+	writers.Put(w)
 }
 
 // Err returns the first error, or nil.
