@@ -175,7 +175,7 @@ func (r *AppendReport) print(w io.Writer) error {
 		return err
 	}
 	_, err := fmt.Fprintf(w, "\nraw_pebble_*: plain Pebble appends of %d-byte values under log keys, Commit(Sync) per value (batch: %d values per Commit).\n"+
-		"engine_commit_*: replica.Commit of one create each; bulk_*: replica.Bulk on a replica of %d records (update: Put of a random record).\n",
+		"engine_commit_*: replica.Commit of one create each (of a new record: the replica picks its UUID, as prophet create does); bulk_*: replica.Bulk on a replica of %d records (update: Put of a random record).\n",
 		r.ChangesetBytes, r.RawBatchSize, r.Records)
 	return err
 }

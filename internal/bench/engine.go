@@ -134,10 +134,13 @@ func (e *engine) changesetSize(ctx context.Context) (int, error) {
 	return len(it.Raw()), nil
 }
 
-// commitOp creates one new record with Commit.
+// commitOp creates one new record with Commit, as an app or prophet create
+// does: the replica gives it a new UUID.
 func (e *engine) commitOp() op {
 	return func(ctx context.Context, _ int, _ time.Time) (int, error) {
-		if _, err := e.r.Commit(ctx, createEdit(e.next.Add(1)-1)); err != nil {
+		edit := createEdit(e.next.Add(1) - 1)
+		edit.Record = uuid.Nil
+		if _, err := e.r.Commit(ctx, edit); err != nil {
 			return 0, err
 		}
 		return 1, nil
