@@ -9,11 +9,11 @@
 package wire
 
 import (
-	"sync"
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
