@@ -513,6 +513,7 @@ func (c *committer) syncer() {
 			maps.Copy(r.types, f.t.types)
 			r.mu.Unlock()
 			r.durable.Store(f.t.seq)
+			r.signal()
 		}
 		for _, req := range f.reqs {
 			if err != nil {

@@ -2,6 +2,7 @@ package replica
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -149,4 +150,64 @@ func (r *Replica) sameAsLogged(cs *changeset.Changeset) error {
 		return fmt.Errorf("replica: a peer sent changeset %s, which this replica wrote, but its log holds a different changeset %d: this replica was restored from an older copy and has diverged; re-clone it", cs.ID(), cs.OriginSeq)
 	}
 	return nil
+}
+
+// Changed returns a channel that is closed the next time the durable log
+// grows (a commit, an integration or a bulk batch becomes durable), or the
+// replica closes. Take it before reading the log, and a new one after it
+// fires: then no change is missed.
+func (r *Replica) Changed() <-chan struct{} {
+	r.changedMu.Lock()
+	defer r.changedMu.Unlock()
+	if r.changed == nil {
+		r.changed = make(chan struct{})
+		if r.closed.Load() {
+			close(r.changed)
+		}
+	}
+	return r.changed
+}
+
+// signal wakes the waiters of Changed.
+func (r *Replica) signal() {
+	r.changedMu.Lock()
+	if r.changed != nil {
+		close(r.changed)
+		r.changed = nil
+	}
+	r.changedMu.Unlock()
+}
+
+// Follow calls fn with every changeset in the log after sequence number
+// after, in order, then with each new one as soon as it is durable, until
+// ctx is done (it returns ctx.Err()), fn returns an error (it returns it) or
+// the replica closes (ErrClosed). It is the change feed of an app that
+// embeds a replica; Seq of each changeset is where to start again.
+func (r *Replica) Follow(ctx context.Context, after uint64, fn func(*changeset.Changeset) error) error {
+	for {
+		changed := r.Changed()
+		if err := r.live(); err != nil {
+			return err
+		}
+		it := r.Log(after + 1)
+		for it.Next() {
+			cs, err := it.Changeset()
+			if err == nil {
+				err = fn(cs)
+			}
+			if err != nil {
+				it.Close()
+				return err
+			}
+			after = cs.Seq
+		}
+		if err := it.Close(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		}
+	}
 }

@@ -60,6 +60,11 @@ type Replica struct {
 
 	c *committer // nil when ReadOnly
 
+	// changed is closed, and replaced, each time the durable log grows
+	// (Changed).
+	changedMu sync.Mutex
+	changed   chan struct{}
+
 	verifyMu sync.Mutex // one Verify at a time
 
 	closeOnce sync.Once
@@ -391,6 +396,7 @@ func (r *Replica) Counts() []TypeCount {
 func (r *Replica) Close() error {
 	r.closeOnce.Do(func() {
 		r.closed.Store(true)
+		defer r.signal() // Follow and Changed waiters see ErrClosed
 		if r.c != nil {
 			r.c.close()
 		}

@@ -644,3 +644,63 @@ func TestParallelCommitsOnHotRecords(t *testing.T) {
 	}
 	mustVerify(t, r)
 }
+
+// Follow hands over the log, then each new changeset as it becomes durable,
+// in order, until the context ends.
+func TestFollow(t *testing.T) {
+	r, _ := newReplica(t)
+	for i := range 3 {
+		if _, err := r.Commit(ctx, replica.Edit{Type: "bug", Op: replica.Create, Set: map[string]string{"i": fmt.Sprint(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	got := make(chan uint64, 100)
+	done := make(chan error, 1)
+	go func() {
+		done <- r.Follow(fctx, 1, func(cs *changeset.Changeset) error {
+			got <- cs.Seq
+			return nil
+		})
+	}()
+	// History after 1, then live commits, from several goroutines.
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 5 {
+				if _, err := r.Commit(ctx, replica.Edit{Type: "bug", Op: replica.Create, Set: map[string]string{"a": "b"}}); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for want := uint64(2); want <= 23; want++ {
+		select {
+		case seq := <-got:
+			if seq != want {
+				t.Fatalf("got changeset %d, want %d", seq, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("changeset %d never came", want)
+		}
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Follow after cancel: %v", err)
+	}
+	// A follower of a replica that closes stops with ErrClosed.
+	go func() { done <- r.Follow(ctx, r.LatestSeq(), func(*changeset.Changeset) error { return nil }) }()
+	time.Sleep(20 * time.Millisecond)
+	r.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, replica.ErrClosed) {
+			t.Fatalf("Follow after Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Follow did not stop at Close")
+	}
+}

@@ -57,7 +57,7 @@ func (c *call) writeChangeset(cs *changeset.Changeset, raw []byte) error {
 		if err != nil {
 			return err
 		}
-		return writeJSON(c.out, toChangesetJSON(cs, h))
+		return writeJSON(c.out, cs.ToJSON(h))
 	}
 	var flags []string
 	if cs.IsNullification {

@@ -7,7 +7,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/prophet-sync/prophet/changeset"
 	"github.com/prophet-sync/prophet/replica"
 	"github.com/prophet-sync/prophet/resolution"
 )
@@ -109,31 +108,6 @@ type recordJSON struct {
 	Origin  string            `json:"origin"`
 	Created string            `json:"created"`
 	Props   map[string]string `json:"props"`
-}
-
-type changesetJSON struct {
-	Seq             uint64       `json:"seq"`
-	Origin          string       `json:"origin"`
-	OriginSeq       uint64       `json:"origin_seq"`
-	Creator         string       `json:"creator"`
-	Created         string       `json:"created"`
-	IsNullification bool         `json:"is_nullification"`
-	IsResolution    bool         `json:"is_resolution"`
-	Hash            string       `json:"hash"`
-	Changes         []changeJSON `json:"changes"`
-}
-
-type changeJSON struct {
-	Type  string     `json:"type"`
-	UUID  string     `json:"uuid"`
-	Op    string     `json:"op"`
-	Props []propJSON `json:"props"`
-}
-
-type propJSON struct {
-	Name string `json:"name"`
-	Old  string `json:"old"`
-	New  string `json:"new"`
 }
 
 type infoJSON struct {
@@ -249,20 +223,6 @@ func toRecordJSON(rec *replica.Record) *recordJSON {
 	}
 	return &recordJSON{Type: rec.Type, UUID: jsonUUID(rec.UUID), LUID: rec.LUID, Creator: rec.Creator,
 		Origin: jsonUUID(rec.Origin), Created: jsonTime(rec.Created), Props: props}
-}
-
-func toChangesetJSON(cs *changeset.Changeset, hash changeset.Hash) *changesetJSON {
-	out := &changesetJSON{Seq: cs.Seq, Origin: jsonUUID(cs.Origin), OriginSeq: cs.OriginSeq,
-		Creator: cs.Creator, Created: jsonTime(cs.Created), IsNullification: cs.IsNullification,
-		IsResolution: cs.IsResolution, Hash: hash.String(), Changes: make([]changeJSON, len(cs.Changes))}
-	for i, ch := range cs.Changes {
-		c := changeJSON{Type: ch.RecordType, UUID: jsonUUID(ch.Record), Op: ch.Op.String(), Props: make([]propJSON, len(ch.Props))}
-		for j, p := range ch.Props {
-			c.Props[j] = propJSON{p.Name, p.Old, p.New}
-		}
-		out.Changes[i] = c
-	}
-	return out
 }
 
 // writeJSON writes v as one line.
