@@ -6,6 +6,7 @@ package httpsync
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,6 +60,10 @@ type Handler struct {
 	o    HandlerOptions
 	mux  *http.ServeMux
 	push sync.Mutex // one push integrates at a time
+	// liveCtx ends the live subscriptions (Close): http.Server.Shutdown
+	// does not wait for websockets, which it no longer sees.
+	liveCtx   context.Context
+	closeLive context.CancelFunc
 }
 
 // NewHandler serves l, which must be open for writing to take pushes. The
@@ -66,6 +71,7 @@ type Handler struct {
 // server's Shutdown.
 func NewHandler(l *merge.Local, opts *HandlerOptions) *Handler {
 	h := &Handler{l: l, mux: http.NewServeMux()}
+	h.liveCtx, h.closeLive = context.WithCancel(context.Background())
 	if opts != nil {
 		h.o = *opts
 	}
@@ -94,11 +100,16 @@ func NewHandler(l *merge.Local, opts *HandlerOptions) *Handler {
 	h.mux.HandleFunc("POST /v1/changesets", h.changesets)
 	h.mux.HandleFunc("POST /v1/push", h.pushHandler)
 	h.mux.HandleFunc("GET /v1/snapshot", h.snapshot)
+	h.mux.HandleFunc("GET /v1/live", h.live)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusNotFound, "not_found", fmt.Errorf("no endpoint %s %s", r.Method, r.URL.Path))
 	})
 	return h
 }
+
+// Close ends the live subscriptions, telling their clients the server is
+// going away. Call it when the server shuts down.
+func (h *Handler) Close() { h.closeLive() }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.authorize(w, r) {
