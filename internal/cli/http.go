@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 
@@ -189,4 +190,71 @@ func (c *call) dryRunHTTP(ctx context.Context, loc location, here *merge.Local, 
 		}
 	}
 	return c.writeDryRun(j, loc, push)
+}
+
+// pullLive pulls from the served replica at loc each time its log grows
+// (pull --live), until ctx ends.
+func (c *call) pullLive(ctx context.Context, f *syncFlags, here *merge.Local, loc location) error {
+	r, err := c.dialLoc(ctx, loc)
+	if err != nil {
+		return err
+	}
+	opts := c.mergeOptions()
+	opts.Force = f.force
+	switch f.prefer {
+	case "mine":
+		opts.Resolver = merge.Mine
+	case "theirs":
+		opts.Resolver = merge.Theirs
+	}
+	// The feed says when to pull; a burst of commits there is one pull
+	// here.
+	grew := make(chan struct{}, 1)
+	watched := make(chan error, 1)
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		watched <- r.WatchLatest(wctx, func(uint64) error {
+			select {
+			case grew <- struct{}{}:
+			default:
+			}
+			return nil
+		})
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-watched:
+			if ctx.Err() != nil {
+				return nil
+			}
+			return c.httpErr(err, loc)
+		case <-grew:
+		}
+		rep, err := merge.Pull(ctx, r, here, opts)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var ue *merge.UnresolvedError
+		switch {
+		case errors.As(err, &ue):
+			return c.explainMerge(c.httpErr(err, loc), rep, here, loc, false, false)
+		case err != nil:
+			// The feed reconnects by itself; the next change there
+			// (or this one, once the server answers) pulls again.
+			fmt.Fprintf(c.stderr, "prophet: pull --live: %v; waiting for the server\n", oneLine(c.httpErr(err, loc).Error()))
+			continue
+		}
+		if rep.Integrated == 0 && rep.Resolutions == 0 && !c.json {
+			continue
+		}
+		if err := c.writeSyncReport(rep, loc, loc.url, absDir(here.R.Dir()), false); err != nil {
+			return err
+		}
+		if err := c.out.Flush(); err != nil {
+			return err
+		}
+	}
 }

@@ -29,12 +29,21 @@ conflicts; run it again with --prefer to go on.
 Replicas of different databases are refused unless --force. --dry-run
 counts what a pull would read and what of it is new, and changes nothing;
 it cannot tell whether there are conflicts. With --json, the pull shape of
-prophet --help (the dry-run shape with --dry-run).`,
+prophet --help (the dry-run shape with --dry-run).
+
+--live keeps pulling from a served replica (SOURCE an http(s) URL, or a
+peer with one) until interrupted: it subscribes to the server's live feed
+(GET /v1/live) and pulls each time the server's log grows, so this replica
+follows it within milliseconds. It prints a line for each pull that brought
+something in (a JSON line with --json), reconnects by itself after a
+network failure, and stops with exit 1 at a conflict nothing settles (give
+--prefer to settle them) or a refused token.`,
 	mode: openNothing,
 	json: true,
 	min:  0, max: 1,
 	setup: func(fs *flag.FlagSet) runFunc {
 		f := addSyncFlags(fs)
+		fs.BoolVar(&f.live, "live", false, "keep pulling from a served replica as its log grows, until interrupted")
 		return func(ctx context.Context, c *call) error { return c.sync(ctx, f, false) }
 	},
 }

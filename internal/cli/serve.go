@@ -153,6 +153,7 @@ func (c *call) serve(ctx context.Context, listen, addrFile string, maxPush int64
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: finishing the requests under way", "timeout", grace)
+	h.Close() // live subscribers are told the server is going away
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {

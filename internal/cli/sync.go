@@ -134,6 +134,7 @@ type syncFlags struct {
 	prefer string
 	force  bool
 	dryRun bool
+	live   bool // pull only
 }
 
 func addSyncFlags(fs *flag.FlagSet) *syncFlags {
@@ -167,6 +168,12 @@ func (c *call) sync(ctx context.Context, f *syncFlags, push bool) (err error) {
 	loc, err := c.locate(arg)
 	if err != nil {
 		return err
+	}
+	if f.live {
+		if loc.url == "" || f.dryRun {
+			return usagef("pull --live follows a served replica: give the URL of a prophet serve (or a peer that has one), without --dry-run")
+		}
+		return c.pullLive(ctx, f, here, loc)
 	}
 	if loc.url != "" {
 		return c.syncHTTP(ctx, f, push, here, loc)

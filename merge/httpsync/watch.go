@@ -21,6 +21,10 @@ type WatchOptions struct {
 	// highest origin sequence number it has. Changesets it covers are not
 	// sent. Nil: everything.
 	Since map[uuid.UUID]uint64
+	// After skips the server's log up to this sequence number: the
+	// server's LatestSeq (Info) starts with what comes next. 0: from the
+	// start.
+	After uint64
 	// Types, when set, limits the stream to changesets that touch a
 	// record of one of these types.
 	Types []string
@@ -46,7 +50,7 @@ func (r *Remote) Watch(ctx context.Context, opts *WatchOptions, fn func(*changes
 	for k, v := range o.Since {
 		since[k] = v
 	}
-	var pos uint64
+	pos := o.After
 	return r.live(ctx, func() *liveMsg {
 		m := &liveMsg{Type: "subscribe", MuxID: 1, Position: pos, Types: o.Types}
 		for origin, seq := range since {
