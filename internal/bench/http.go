@@ -14,8 +14,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prophet-sync/prophet/changeset"
 	"github.com/prophet-sync/prophet/merge"
 	"github.com/prophet-sync/prophet/merge/httpsync"
+	"github.com/prophet-sync/prophet/replica"
 )
 
 // The targets of `prophet bench http`, from the issue that asked for sync
@@ -27,8 +29,11 @@ const (
 	// targetNoopPull (median) and targetNoopRatio.
 )
 
-// liveNote says what `bench http` does not measure yet.
-const liveNote = "commit -> live subscriber latency is not measured yet: live subscriptions are not built"
+// targetLiveMedian is the target of the commit -> live subscriber latency.
+const targetLiveMedian = 5 * time.Millisecond
+
+// liveRuns is how many commits the live subscriber latency is timed over.
+const liveRuns = 200
 
 // HTTPReport is the result of `prophet bench http`. Its JSON keys are stable:
 // scripts read them.
@@ -59,10 +64,10 @@ type HTTPReport struct {
 	NoopLarge Latency `json:"noop_pull_large"`
 	NoopRatio float64 `json:"noop_pull_ratio"`
 
-	// LiveSubscriber is not measured yet (null); LiveSubscriberNote says
-	// why.
-	LiveSubscriber     *Latency `json:"commit_to_live_subscriber"`
-	LiveSubscriberNote string   `json:"commit_to_live_subscriber_note"`
+	// LiveSubscriber times, from before Commit on the served large
+	// source to the moment a live subscriber on loopback (Remote.Watch,
+	// GET /v1/live) has the changeset, one commit at a time.
+	LiveSubscriber Latency `json:"commit_to_live_subscriber"`
 
 	// BenchPeakRSS and BenchPeakHeap are this process's (it builds the
 	// sources, serves them and runs the no-op pulls), as in PullReport.
@@ -79,6 +84,7 @@ type HTTPTargets struct {
 	HTTPToLocal float64 `json:"http_to_local_min"`
 	NoopPull    float64 `json:"noop_pull_median_seconds_max"` // at the large size
 	NoopRatio   float64 `json:"noop_pull_ratio_max"`
+	LiveMedian  float64 `json:"commit_to_live_subscriber_median_seconds_max"`
 }
 
 // HTTPMet says which targets this run met.
@@ -87,6 +93,7 @@ type HTTPMet struct {
 	HTTPToLocal bool `json:"http_to_local"`
 	NoopMedian  bool `json:"noop_pull_median"`
 	NoopRatio   bool `json:"noop_pull_ratio"`
+	LiveMedian  bool `json:"commit_to_live_subscriber_median"`
 }
 
 type httpFlags struct {
@@ -177,9 +184,8 @@ func benchHTTP(ctx context.Context, f *httpFlags, stderr io.Writer) (_ *HTTPRepo
 	defer peakHeap()
 	rep := &HTTPReport{Benchmark: "http", Changesets: f.changesets,
 		SmallChangesets: min(smallChangesets, f.changesets/10), GOMAXPROCS: runtime.GOMAXPROCS(0),
-		LiveSubscriberNote: liveNote,
 		Targets: HTTPTargets{CloneRate: targetHTTPCloneRate, HTTPToLocal: targetHTTPToLocal,
-			NoopPull: targetNoopPull.Seconds(), NoopRatio: targetNoopRatio}}
+			NoopPull: targetNoopPull.Seconds(), NoopRatio: targetNoopRatio, LiveMedian: targetLiveMedian.Seconds()}}
 	path := func(name string) string { return filepath.Join(dir, name) }
 	large, small, spool := path(largeName), path(smallName), path("spool")
 	localClone, httpClone := large+"-local"+cloneSuffix, large+"-http"+cloneSuffix
@@ -257,12 +263,18 @@ func benchHTTP(ctx context.Context, f *httpFlags, stderr io.Writer) (_ *HTTPRepo
 		return nil, err
 	}
 
+	p.printf("%d commits on the served source, each timed until a live subscriber over loopback has it", liveRuns)
+	if rep.LiveSubscriber, err = liveLatency(ctx, largeSrv, liveRuns); err != nil {
+		return nil, err
+	}
+
 	rep.BenchPeakRSS, rep.BenchPeakHeap = ownPeakRSS(), peakHeap()
 	rep.Met = HTTPMet{
 		CloneRate:   rep.HTTPClone.Rate >= rep.Targets.CloneRate,
 		HTTPToLocal: rep.HTTPToLocal >= rep.Targets.HTTPToLocal,
 		NoopMedian:  rep.NoopLarge.Median <= rep.Targets.NoopPull,
 		NoopRatio:   rep.NoopRatio <= rep.Targets.NoopRatio,
+		LiveMedian:  rep.LiveSubscriber.Median <= rep.Targets.LiveMedian,
 	}
 	p.printf("done; removing %s", dir)
 	return rep, nil
@@ -334,7 +346,8 @@ func (r *HTTPReport) print(w io.Writer) error {
 		ms(r.NoopLarge.Median)+" / "+ms(r.NoopLarge.P99), "median <= "+ms(r.Targets.NoopPull), &r.Met.NoopMedian)
 	row(fmt.Sprintf("   no-op pull %d / %d (medians)", r.NoopLarge.Changesets, r.NoopSmall.Changesets),
 		times(r.NoopRatio), fmt.Sprintf("<= %.2gx", r.Targets.NoopRatio), &r.Met.NoopRatio)
-	row("3. commit -> live subscriber", "not measured", "", nil)
+	row("3. commit -> live subscriber over HTTP: median / p99", ms(r.LiveSubscriber.Median)+" / "+ms(r.LiveSubscriber.P99),
+		"median <= "+ms(r.Targets.LiveMedian), &r.Met.LiveMedian)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -342,9 +355,63 @@ func (r *HTTPReport) print(w io.Writer) error {
 		"  GET /v1/snapshot), locally from the path with the source open for writing (replica.Clone's copy); peak RSS: the child's rusage maxrss\n"+
 		"  (HTTP: VmHWM %s, from go to exit %s; local: VmHWM %s, from go to exit %s; the floor Linux gives a child's maxrss: %s).\n"+
 		"no-op pull: merge.Pull from an httpsync.Remote into an up-to-date clone, the served replica and the clone open, %d runs at each size taking turns, after %d warm-up runs.\n"+
-		"%s.\n"+
+		"live subscriber: Remote.Watch on GET /v1/live of the served large source; from before replica.Commit (one create) there to the changeset in the subscriber's hands, %d commits one at a time, after %d warm-up commits.\n"+
 		"this benchmark's own process (builds and serves the sources, runs the pulls) peaked at %s RSS (its Pebble caches included) and %s of Go heap in use.\n",
 		mb(r.HTTPClone.VmHWM), secs(r.HTTPClone.ProcessSeconds), mb(r.LocalClone.VmHWM), secs(r.LocalClone.ProcessSeconds), mb(r.HTTPClone.SpawnFloor),
-		r.NoopLarge.Runs, warmups, r.LiveSubscriberNote, mb(r.BenchPeakRSS), mib(r.BenchPeakHeap))
+		r.NoopLarge.Runs, warmups, r.LiveSubscriber.Runs, warmups, mb(r.BenchPeakRSS), mib(r.BenchPeakHeap))
 	return err
+}
+
+// liveLatency subscribes to srv's replica over HTTP and times runs commits
+// there, each from before Commit until the subscriber has it.
+func liveLatency(ctx context.Context, srv *server, runs int) (Latency, error) {
+	rem, err := httpsync.Dial(ctx, srv.url(), nil)
+	if err != nil {
+		return Latency{}, err
+	}
+	r := srv.l.R
+	got := make(chan uint64, 1)
+	synced := make(chan struct{}, 1)
+	wctx, stop := context.WithCancel(ctx)
+	watched := make(chan error, 1)
+	go func() {
+		watched <- rem.Watch(wctx, &httpsync.WatchOptions{After: r.LatestSeq(), OnSync: func() {
+			select {
+			case synced <- struct{}{}:
+			default:
+			}
+		}}, func(cs *changeset.Changeset) error {
+			got <- cs.Seq
+			return nil
+		})
+	}()
+	defer func() { stop(); <-watched }()
+	select {
+	case <-synced:
+	case err := <-watched:
+		return Latency{}, fmt.Errorf("bench: live subscription: %w", err)
+	}
+	ts := make([]time.Duration, 0, runs)
+	for i := range warmups + runs {
+		start := time.Now()
+		cs, err := r.Commit(ctx, replica.Edit{Type: recordType, Op: replica.Create, Set: props(uint64(i), "live")})
+		if err != nil {
+			return Latency{}, err
+		}
+		for seq := uint64(0); seq != cs.Seq; {
+			select {
+			case seq = <-got:
+			case err := <-watched:
+				return Latency{}, fmt.Errorf("bench: live subscription ended: %w", err)
+			case <-time.After(time.Minute):
+				return Latency{}, fmt.Errorf("bench: changeset %d never reached the live subscriber", cs.Seq)
+			}
+		}
+		if i >= warmups {
+			ts = append(ts, time.Since(start))
+		}
+	}
+	lat := latency(ts)
+	lat.Changesets = int(r.LatestSeq())
+	return lat, nil
 }

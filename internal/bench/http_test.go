@@ -60,7 +60,7 @@ func TestRunHTTPJSON(t *testing.T) {
 			positive = append(positive, cl+".peak_rss_bytes")
 		}
 	}
-	for _, lat := range []string{"noop_pull_small", "noop_pull_large"} {
+	for _, lat := range []string{"noop_pull_small", "noop_pull_large", "commit_to_live_subscriber"} {
 		for _, k := range []string{"changesets", "runs", "median_seconds", "p99_seconds", "min_seconds", "max_seconds"} {
 			positive = append(positive, lat+"."+k)
 		}
@@ -77,19 +77,15 @@ func TestRunHTTPJSON(t *testing.T) {
 			t.Errorf("%s = %v, want > 0", k, v)
 		}
 	}
-	for _, k := range []string{"http_clone_rate", "http_to_local", "noop_pull_median", "noop_pull_ratio"} {
+	for _, k := range []string{"http_clone_rate", "http_to_local", "noop_pull_median", "noop_pull_ratio", "commit_to_live_subscriber_median"} {
 		if v, _ := get("targets_met." + k); v == nil {
 			t.Errorf("targets_met.%s missing", k)
 		} else if _, ok := v.(bool); !ok {
 			t.Errorf("targets_met.%s = %v, not a bool", k, v)
 		}
 	}
-	// The live subscriber's latency: there, null, and said to be unmeasured.
-	if v, ok := get("commit_to_live_subscriber"); !ok || v != nil {
-		t.Errorf("commit_to_live_subscriber = %v (present %v), want null", v, ok)
-	}
-	if v, _ := get("commit_to_live_subscriber_note"); !strings.Contains(v.(string), "not measured") {
-		t.Errorf("commit_to_live_subscriber_note = %v", v)
+	if v := num("commit_to_live_subscriber.runs"); v != liveRuns {
+		t.Errorf("commit_to_live_subscriber.runs = %v, want %d", v, liveRuns)
 	}
 
 	// Relations, through the typed report.
@@ -118,14 +114,14 @@ func TestRunHTTPJSON(t *testing.T) {
 		t.Errorf("no-op pulls: %+v %+v", rep.NoopSmall, rep.NoopLarge)
 	}
 
-	// The table prints every figure, and says what is not measured.
+	// The table prints every figure.
 	var table bytes.Buffer
 	if err := rep.print(&table); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"clone over loopback HTTP, 2000 changesets", "peak RSS", "clone from the local path, 2000 changesets",
 		"HTTP / local", "no-op pull over HTTP, 200 changesets", "no-op pull over HTTP, 2000 changesets", "no-op pull 2000 / 200",
-		"live subscriber latency is not measured yet"} {
+		"commit -> live subscriber over HTTP: median / p99"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("the table lacks %q:\n%s", want, table.String())
 		}
