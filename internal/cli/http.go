@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -69,6 +70,10 @@ func (c *call) httpErr(err error, loc location) error {
 		return userf(err, "%s: this token can only read; pushing needs a token with --scope write", loc.url)
 	case errors.As(err, &he):
 		return userf(err, "%s refused: %s (HTTP %d)", where, he.Msg, he.Status)
+	case errors.As(err, new(*tls.CertificateVerificationError)):
+		return userf(err, "%s: its TLS certificate is not trusted here (%v); give the certificate of its issuer in SSL_CERT_FILE, or serve a certificate this machine trusts", where, errors.Unwrap(errors.Unwrap(err)))
+	case errors.As(err, new(tls.RecordHeaderError)):
+		return userf(err, "%s does not speak TLS; use http:// for a prophet serve without --tls-cert", where)
 	}
 	return userf(err, "cannot sync with %s: %v; is prophet serve running there?", where, err)
 }

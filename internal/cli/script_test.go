@@ -1,6 +1,14 @@
 package cli_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
 	"context"
 	"errors"
 	"fmt"
@@ -43,8 +51,10 @@ func TestMain(m *testing.M) {
 //	release DIR              close it again
 //	damage DIR               delete one record key behind the replica's back
 //	samedigest DIR DIR...    require equal state digests (! samedigest A B: different)
-//	waitaddr FILE VAR        wait (10 s at most) for prophet serve --addr-file FILE,
-//	                         and set $VAR to http://ADDRESS
+//	waitaddr FILE VAR [SCHEME]  wait (10 s at most) for prophet serve --addr-file FILE,
+//	                         and set $VAR to SCHEME://ADDRESS (default http)
+//	gencert DIR              write a self-signed certificate for 127.0.0.1 and
+//	                         localhost, DIR/cert.pem, and its key, DIR/key.pem
 //	envfile VAR FILE         set $VAR to FILE's content, trimmed
 //	filemode FILE PERM       require FILE's permission bits to be PERM (octal)
 //
@@ -66,6 +76,7 @@ func TestScripts(t *testing.T) {
 			"waitaddr":   cmdWaitAddr,
 			"envfile":    cmdEnvFile,
 			"filemode":   cmdFileMode,
+			"gencert":    cmdGenCert,
 		},
 	})
 }
@@ -181,14 +192,18 @@ func cmdSameDigest(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func cmdWaitAddr(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 2 {
-		ts.Fatalf("usage: waitaddr FILE VAR")
+	if neg || len(args) < 2 || len(args) > 3 {
+		ts.Fatalf("usage: waitaddr FILE VAR [SCHEME]")
+	}
+	scheme := "http"
+	if len(args) == 3 {
+		scheme = args[2]
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		b, err := os.ReadFile(ts.MkAbs(args[0]))
 		if err == nil && len(b) > 0 {
-			ts.Setenv(args[1], "http://"+strings.TrimSpace(string(b)))
+			ts.Setenv(args[1], scheme+"://"+strings.TrimSpace(string(b)))
 			return
 		}
 		if time.Now().After(deadline) {
@@ -225,3 +240,31 @@ type quiet struct{}
 func (quiet) Infof(string, ...any)              {}
 func (quiet) Errorf(string, ...any)             {}
 func (quiet) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
+
+func cmdGenCert(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: gencert DIR")
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ts.Check(err)
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "prophet test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		DNSNames:              []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	ts.Check(err)
+	kb, err := x509.MarshalECPrivateKey(key)
+	ts.Check(err)
+	dir := ts.MkAbs(args[0])
+	ts.Check(os.MkdirAll(dir, 0o755))
+	ts.Check(os.WriteFile(filepath.Join(dir, "cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644))
+	ts.Check(os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600))
+}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -40,10 +41,20 @@ or revoked meanwhile counts from then on. With no tokens, anyone who can
 reach the address can read and write the replica, so serve then binds only
 loopback addresses; to serve another address with no tokens anyway (a
 trusted network, or behind a proxy that authenticates), pass
---unsafe-no-auth; serve then says so on every start. serve speaks plain
-HTTP: a token crosses the network in clear text, so beyond this machine put
-a TLS-terminating proxy (https://) in front of it. --addr-file FILE writes the address actually listened on (useful with port
-0) into FILE once the server is ready.`,
+--unsafe-no-auth; serve then says so on every start.
+
+--tls-cert FILE --tls-key FILE serve HTTPS (TLS 1.2 or later) with that
+certificate chain and key (PEM): clients use https://ADDR, and trust the
+certificate as any Go program does (the system's roots, or $SSL_CERT_FILE).
+Beyond loopback, serve needs TLS too, since a token would cross the
+network in clear text: to serve plain HTTP there anyway (behind a
+TLS-terminating proxy, on a trusted network), pass --unsafe-no-tls; serve
+then says so on every start.
+
+Live subscribers (GET /v1/live, prophet watch, pull --live) are told the
+server is going away at shutdown. --addr-file FILE writes the address
+actually listened on (host:port; useful with port 0) into FILE once the
+server is ready.`,
 	mode: openNothing,
 	min:  0, max: 0,
 	setup: func(fs *flag.FlagSet) runFunc {
@@ -52,6 +63,9 @@ a TLS-terminating proxy (https://) in front of it. --addr-file FILE writes the a
 		maxPush := fs.Int64("max-push-bytes", 256<<20, "the largest push body taken, in `bytes`")
 		grace := fs.Duration("shutdown-timeout", 30*time.Second, "how long to let requests under way finish on SIGINT/SIGTERM")
 		unsafe := fs.Bool("unsafe-no-auth", false, "serve a non-loopback address although the replica has no tokens: anyone who reaches it can read and write")
+		unsafeTLS := fs.Bool("unsafe-no-tls", false, "serve a non-loopback address over plain HTTP: tokens and data cross the network in clear text")
+		certFile := fs.String("tls-cert", "", "serve HTTPS with the certificate chain in this PEM `FILE` (with --tls-key)")
+		keyFile := fs.String("tls-key", "", "the private key of --tls-cert, a PEM `FILE`")
 		return func(ctx context.Context, c *call) error {
 			if _, _, err := net.SplitHostPort(*listen); err != nil {
 				return usagef("--listen %q: %v; give host:port, e.g. 127.0.0.1:7770", *listen, err)
@@ -60,18 +74,35 @@ a TLS-terminating proxy (https://) in front of it. --addr-file FILE writes the a
 			if err != nil {
 				return err
 			}
+			if (*certFile == "") != (*keyFile == "") {
+				return usagef("give both --tls-cert and --tls-key, or neither")
+			}
+			var tlsConf *tls.Config
+			if *certFile != "" {
+				cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+				if err != nil {
+					return userf(err, "cannot use the TLS certificate %s and key %s: %v; give a PEM certificate chain and its private key", *certFile, *keyFile, err)
+				}
+				tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+			}
 			if err := checkListen(*listen, *unsafe, toks != nil); err != nil {
+				return err
+			}
+			if err := checkTLS(*listen, *unsafeTLS, tlsConf != nil); err != nil {
 				return err
 			}
 			if *unsafe && toks == nil {
 				fmt.Fprintf(c.stderr, "prophet: WARNING: serving %s with no authentication (--unsafe-no-auth): anyone who can reach it can read and write this replica\n", *listen)
 			}
-			return c.serve(ctx, *listen, *addrFile, *maxPush, *grace, toks)
+			if *unsafeTLS && tlsConf == nil && !loopback(*listen) {
+				fmt.Fprintf(c.stderr, "prophet: WARNING: serving %s over plain HTTP (--unsafe-no-tls): tokens and changesets cross the network in clear text\n", *listen)
+			}
+			return c.serve(ctx, *listen, *addrFile, *maxPush, *grace, toks, tlsConf)
 		}
 	},
 }
 
-func (c *call) serve(ctx context.Context, listen, addrFile string, maxPush int64, grace time.Duration, toks *httpsync.TokenSet) (err error) {
+func (c *call) serve(ctx context.Context, listen, addrFile string, maxPush int64, grace time.Duration, toks *httpsync.TokenSet, tlsConf *tls.Config) (err error) {
 	l, err := c.openLocal(ctx, c.dir, true)
 	if err != nil {
 		return err
@@ -132,7 +163,13 @@ func (c *call) serve(ctx context.Context, listen, addrFile string, maxPush int64
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	fmt.Fprintf(c.out, "serving %s on http://%s\n", c.dir, addr)
+	scheme := "http"
+	if tlsConf != nil {
+		srv.TLSConfig = tlsConf
+		ln = tls.NewListener(ln, tlsConf)
+		scheme = "https"
+	}
+	fmt.Fprintf(c.out, "serving %s on %s://%s\n", c.dir, scheme, addr)
 	if err := c.out.Flush(); err != nil {
 		ln.Close()
 		return err
@@ -143,7 +180,7 @@ func (c *call) serve(ctx context.Context, listen, addrFile string, maxPush int64
 			return err
 		}
 	}
-	log.Info("serving", "replica", l.R.UUID(), "dir", absDir(c.dir), "addr", addr, "tokens", n)
+	log.Info("serving", "replica", l.R.UUID(), "dir", absDir(c.dir), "addr", addr, "tls", tlsConf != nil, "tokens", n)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {
@@ -175,6 +212,15 @@ func checkListen(listen string, unsafe, tokens bool) error {
 		return nil
 	}
 	return userf(nil, "--listen %s is not a loopback address, and this replica has no tokens: anyone who reaches it could read and write this replica; add one (prophet token add NAME --scope write) and serve behind a TLS-terminating proxy, serve 127.0.0.1, or pass --unsafe-no-auth if every machine that can reach %s is trusted", listen, listen)
+}
+
+// checkTLS refuses plain HTTP on an address that is not loopback, unless
+// unsafe: tokens and changesets would cross the network in clear text.
+func checkTLS(listen string, unsafe, tls bool) error {
+	if loopback(listen) || tls || unsafe {
+		return nil
+	}
+	return userf(nil, "--listen %s is not a loopback address, and serve has no TLS: tokens and changesets would cross the network in clear text; give --tls-cert and --tls-key, serve 127.0.0.1 behind a TLS-terminating proxy, or pass --unsafe-no-tls if the network is trusted", listen)
 }
 
 // loopback reports whether listen (host:port) is a loopback address.

@@ -3,6 +3,8 @@ package httpsync
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -173,7 +175,7 @@ func (e *Error) Unwrap() error {
 // connection, or the server, failed; not the request.
 func retryable(resp *http.Response, err error) bool {
 	if err != nil {
-		return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+		return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !untrusted(err)
 	}
 	return resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests
 }
@@ -570,4 +572,17 @@ func (r *Remote) Tickets(ctx context.Context, peer uuid.UUID) (Tickets, error) {
 	}
 	return Tickets{Info: merge.Info{Replica: t.Replica, Database: t.Database, Latest: t.Latest},
 		Tickets: t.Tickets, Resolutions: t.Resolutions, Position: t.Position}, nil
+}
+
+// untrusted reports whether err is a TLS certificate the client does not
+// trust, or a server that does not speak TLS: asking again cannot help.
+func untrusted(err error) bool {
+	var (
+		cv *tls.CertificateVerificationError
+		rh tls.RecordHeaderError
+		ua x509.UnknownAuthorityError
+		hn x509.HostnameError
+		ci x509.CertificateInvalidError
+	)
+	return errors.As(err, &cv) || errors.As(err, &rh) || errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci)
 }

@@ -108,7 +108,7 @@ func (r *Remote) live(ctx context.Context, subscribe func() *liveMsg, handle fun
 			return ctx.Err()
 		case errors.As(err, &fe):
 			return fe.err
-		case isRefusal(err):
+		case isRefusal(err), untrusted(err):
 			return err
 		}
 		if progressed {
