@@ -107,7 +107,7 @@ func bearer(r *http.Request) string {
 // missing or unknown token is a 401, a read token on a push a 403. It
 // reports whether the request may go on.
 func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) bool {
-	if h.o.Auth == nil || !strings.HasPrefix(r.URL.Path, "/v1/") {
+	if h.o.Auth == nil || !(strings.HasPrefix(r.URL.Path, "/v1/") || r.URL.Path == "/metrics") {
 		return true
 	}
 	tok := bearer(r) // "" without one: Auth decides (TokenSet refuses it)

@@ -75,6 +75,8 @@ func (h *Handler) live(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	lc := &liveConn{h: h, c: c, streams: map[int64]context.CancelFunc{}}
 	h.o.Logger.Info("live: connected", "remote", r.RemoteAddr)
+	h.m.subscribers.Inc()
+	defer h.m.subscribers.Dec()
 	go func() {
 		select {
 		case <-h.liveCtx.Done():
@@ -185,8 +187,10 @@ func (lc *liveConn) subscribe(ctx context.Context, m *liveMsg) {
 	lc.streams[m.MuxID] = stop
 	s := &liveStream{lc: lc, mux: m.MuxID, since: since, pos: m.Position, types: m.Types, notify: m.Notify}
 	lc.wg.Add(1)
+	lc.h.m.streams.Inc()
 	go func() {
 		defer lc.wg.Done()
+		defer lc.h.m.streams.Dec()
 		if err := s.run(sctx); err != nil && sctx.Err() == nil {
 			lc.h.o.Logger.Warn("live: stream ended", "mux_id", s.mux, "err", err)
 			lc.send(ctx, &liveMsg{Type: "error", MuxID: s.mux, Code: "internal", Error: oneLine(err.Error())})
@@ -274,6 +278,7 @@ func (s *liveStream) sendNew(ctx context.Context, r *replica.Replica) error {
 		if err := s.lc.send(ctx, &liveMsg{Type: "changeset", MuxID: s.mux, Changeset: cs.ToJSON(h)}); err != nil {
 			return err
 		}
+		s.lc.h.m.served.WithLabelValues("live").Inc()
 	}
 	return it.Err()
 }

@@ -351,3 +351,79 @@ func TestLiveAuthAndLatest(t *testing.T) {
 		t.Fatalf("WatchLatest: %v", err)
 	}
 }
+
+// GET /metrics counts what the server did: changesets served by stream,
+// integrated from pushes, sync durations by op, live subscribers, errors;
+// with tokens it needs one, as /v1 does.
+func TestMetrics(t *testing.T) {
+	a := newLocal(t, uuid.Nil)
+	commit(t, a, 4)
+	tok, err := httpsync.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := httpsync.NewTokenSet([]httpsync.TokenHash{{Hash: httpsync.HashToken(tok), Scope: httpsync.ScopeWrite}})
+	srv := serveLive(t, a, &httpsync.HandlerOptions{Auth: set.Check})
+	opts := &httpsync.ClientOptions{Token: tok, Backoff: time.Millisecond}
+	rem, err := httpsync.Dial(ctx, srv.URL, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newLocal(t, a.R.DatabaseUUID())
+	if _, err := merge.Pull(ctx, rem, b, nil); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, b, 2)
+	if _, err := httpsync.Push(ctx, b, srv.URL, &httpsync.PushOptions{Client: opts}); err != nil {
+		t.Fatal(err)
+	}
+	w := watch(t, rem, httpsync.WatchOptions{})
+	for range 6 {
+		w.next(t)
+	}
+	// An error answer: a bad push.
+	req, _ := http.NewRequest("POST", srv.URL+"/v1/push", strings.NewReader("garbage"))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+	}
+
+	get := func(token string) (int, string) {
+		req, _ := http.NewRequest("GET", srv.URL+"/metrics", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, _ := get(""); code != http.StatusUnauthorized {
+		t.Fatalf("GET /metrics without a token: %d", code)
+	}
+	code, body := get(tok)
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d\n%s", code, body)
+	}
+	for _, want := range []string{
+		`prophet_changesets_served_total{stream="pull"} 4`,
+		`prophet_changesets_served_total{stream="live"} 6`,
+		`prophet_changesets_integrated_total 2`,
+		`prophet_sync_duration_seconds_count{op="pull",result="ok"} `,
+		`prophet_sync_duration_seconds_count{op="push",result="ok"} 1`,
+		`prophet_live_subscribers 1`,
+		`prophet_live_streams 1`,
+		`prophet_errors_total{code="malformed"} 1`,
+		`prophet_replica_latest_seq 6`,
+		`go_goroutines `,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("no %q in the metrics:\n%s", want, body)
+		}
+	}
+}

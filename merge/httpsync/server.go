@@ -64,6 +64,7 @@ type Handler struct {
 	// does not wait for websockets, which it no longer sees.
 	liveCtx   context.Context
 	closeLive context.CancelFunc
+	m         *metrics
 }
 
 // NewHandler serves l, which must be open for writing to take pushes. The
@@ -72,6 +73,7 @@ type Handler struct {
 func NewHandler(l *merge.Local, opts *HandlerOptions) *Handler {
 	h := &Handler{l: l, mux: http.NewServeMux()}
 	h.liveCtx, h.closeLive = context.WithCancel(context.Background())
+	h.m = newMetrics(h)
 	if opts != nil {
 		h.o = *opts
 	}
@@ -101,6 +103,7 @@ func NewHandler(l *merge.Local, opts *HandlerOptions) *Handler {
 	h.mux.HandleFunc("POST /v1/push", h.pushHandler)
 	h.mux.HandleFunc("GET /v1/snapshot", h.snapshot)
 	h.mux.HandleFunc("GET /v1/live", h.live)
+	h.mux.Handle("GET /metrics", h.m.handler())
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusNotFound, "not_found", fmt.Errorf("no endpoint %s %s", r.Method, r.URL.Path))
 	})
@@ -215,6 +218,7 @@ func (h *Handler) changesets(w http.ResponseWriter, r *http.Request) {
 	if req.Tickets == nil {
 		req.Tickets = map[uuid.UUID]uint64{}
 	}
+	start := time.Now()
 	s := h.stream(w)
 	last := req.After
 	lastWrite := time.Now()
@@ -242,6 +246,8 @@ func (h *Handler) changesets(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	h.o.Logger.Debug("changesets served", "after", req.After, "read", read, "sent", sent, "last", last, "remote", r.RemoteAddr)
+	h.m.served.WithLabelValues("pull").Add(float64(sent))
+	h.m.observe("pull", start, err)
 	s.end(r, err, last)
 }
 
@@ -317,6 +323,7 @@ func (h *Handler) failWith(w http.ResponseWriter, r *http.Request, code int, e e
 	if code >= 500 {
 		lvl = slog.LevelError
 	}
+	h.m.errors.WithLabelValues(e.Code).Inc()
 	h.o.Logger.Log(r.Context(), lvl, "request failed", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "status", code, "err", e.Error)
 	writeJSON(w, code, e)
 }
@@ -443,6 +450,8 @@ func (h *Handler) pushHandler(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rep, err := merge.Pull(r.Context(), src, h.l, opts)
 	h.push.Unlock()
+	h.m.integrated.Add(float64(rep.Integrated))
+	h.m.observe("push", start, err)
 	if err != nil {
 		h.pushFailed(w, r, rep, err)
 		return

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -35,6 +36,9 @@ const (
 
 // snapshot serves GET /v1/snapshot.
 func (h *Handler) snapshot(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	var err error
+	defer func() { h.m.observe("clone", start, err) }()
 	tmp, err := os.MkdirTemp(h.o.SpoolDir, "prophet-snapshot-*")
 	if err != nil {
 		h.fail(w, r, http.StatusInternalServerError, "internal", err)
