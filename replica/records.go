@@ -30,6 +30,34 @@ type Record struct {
 	Props []Prop
 }
 
+// RecordJSON is a record's JSON form: what prophet show|list|export --json
+// print, what import reads, and what prophet serve's records API sends.
+type RecordJSON struct {
+	Type    string            `json:"type"`
+	UUID    string            `json:"uuid"`
+	LUID    uint64            `json:"luid"`
+	Creator string            `json:"creator"`
+	Origin  string            `json:"origin"`
+	Created string            `json:"created"` // RFC 3339, nanoseconds, UTC
+	Props   map[string]string `json:"props"`
+}
+
+// ToJSON returns rec's JSON form.
+func (rec *Record) ToJSON() *RecordJSON {
+	props := make(map[string]string, len(rec.Props))
+	for _, p := range rec.Props {
+		props[p.Name] = p.Value
+	}
+	id := func(u uuid.UUID) string {
+		if u == uuid.Nil {
+			return ""
+		}
+		return u.String()
+	}
+	return &RecordJSON{Type: rec.Type, UUID: id(rec.UUID), LUID: rec.LUID, Creator: rec.Creator,
+		Origin: id(rec.Origin), Created: rec.Created.UTC().Format(time.RFC3339Nano), Props: props}
+}
+
 // Get returns the value of a property, "" when it is absent.
 func (rec *Record) Get(name string) string {
 	s := state{Props: rec.Props}

@@ -100,15 +100,7 @@ import (
 //
 //	{"name":"origin","location":"<absolute dir>"}
 
-type recordJSON struct {
-	Type    string            `json:"type"`
-	UUID    string            `json:"uuid"`
-	LUID    uint64            `json:"luid"`
-	Creator string            `json:"creator"`
-	Origin  string            `json:"origin"`
-	Created string            `json:"created"`
-	Props   map[string]string `json:"props"`
-}
+type recordJSON = replica.RecordJSON
 
 type infoJSON struct {
 	Replica   string            `json:"replica"`
@@ -216,14 +208,7 @@ func jsonUUID(id uuid.UUID) string {
 	return id.String()
 }
 
-func toRecordJSON(rec *replica.Record) *recordJSON {
-	props := make(map[string]string, len(rec.Props))
-	for _, p := range rec.Props {
-		props[p.Name] = p.Value
-	}
-	return &recordJSON{Type: rec.Type, UUID: jsonUUID(rec.UUID), LUID: rec.LUID, Creator: rec.Creator,
-		Origin: jsonUUID(rec.Origin), Created: jsonTime(rec.Created), Props: props}
-}
+func toRecordJSON(rec *replica.Record) *recordJSON { return rec.ToJSON() }
 
 // writeJSON writes v as one line.
 func writeJSON(w io.Writer, v any) error {

@@ -104,7 +104,24 @@ func NewHandler(l *merge.Local, opts *HandlerOptions) *Handler {
 	h.mux.HandleFunc("GET /v1/snapshot", h.snapshot)
 	h.mux.HandleFunc("GET /v1/live", h.live)
 	h.mux.Handle("GET /metrics", h.m.handler())
+	h.mux.HandleFunc("GET /v1/records/{type}", h.records)
+	h.mux.HandleFunc("GET /v1/records/{type}/{id}", h.record)
+	h.mux.HandleFunc("GET /v1/records/{type}/{id}/history", h.history)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		// The path may be served with another method: 405, naming them.
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodPost} {
+			r2 := r.Clone(r.Context())
+			r2.Method = m
+			if _, pattern := h.mux.Handler(r2); pattern != "/" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			h.fail(w, r, http.StatusMethodNotAllowed, "method_not_allowed", fmt.Errorf("%s takes %s, not %s", r.URL.Path, strings.Join(allow, " or "), r.Method))
+			return
+		}
 		h.fail(w, r, http.StatusNotFound, "not_found", fmt.Errorf("no endpoint %s %s", r.Method, r.URL.Path))
 	})
 	return h
