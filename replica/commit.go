@@ -562,6 +562,26 @@ func (c *committer) stage(t *txn, req *request) error {
 	return nil
 }
 
+type creatorKey struct{}
+
+// WithCreator returns a context under which Commit and Bulk's edits record
+// creator as the changesets' creator, instead of Options.Creator: a server
+// that commits for several people (prophet serve running the CLI of
+// whoever calls it) holds one replica open for all of them.
+func WithCreator(ctx context.Context, creator string) context.Context {
+	return context.WithValue(ctx, creatorKey{}, creator)
+}
+
+// creatorFor is the creator WithCreator put in ctx, else def.
+func creatorFor(ctx context.Context, def string) string {
+	if ctx != nil {
+		if v, ok := ctx.Value(creatorKey{}).(string); ok && v != "" {
+			return v
+		}
+	}
+	return def
+}
+
 // Commit makes one local changeset from edits and commits it durably. It
 // returns the changeset as written (with Seq, Origin and old values filled
 // in), or nil if the edits change nothing.
@@ -664,6 +684,7 @@ func (c *committer) runBulk(req *request) {
 		}
 		res.Units++
 		u := t.unit()
+		u.creator = creatorFor(req.ctx, "")
 		if unit.Edits != nil {
 			_, err = u.edits(unit.Edits)
 		} else {

@@ -171,7 +171,7 @@ func (c *committer) commitFast(ctx context.Context, edits []Edit) (*changeset.Ch
 
 	// Read the records and build the changeset against them.
 	cur := make([]*state, len(keys)) // by edit
-	cs := &changeset.Changeset{Creator: r.opts.Creator, Changes: make([]changeset.Change, 0, len(es))}
+	cs := &changeset.Changeset{Creator: creatorFor(ctx, r.opts.Creator), Changes: make([]changeset.Change, 0, len(es))}
 	for i := range es {
 		var s *state
 		if !fresh[i] {

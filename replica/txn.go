@@ -113,6 +113,8 @@ type unit struct {
 	out    []stagedCS
 	skip   int
 	set    map[uuid.UUID]uint64
+	// creator of local changesets made from edits ("": Options.Creator)
+	creator string
 }
 
 type stagedCS struct {
@@ -159,7 +161,10 @@ func (u *unit) lookup(k recKey, fresh bool) (*state, error) {
 // flags marks it as a nullification or resolution (settle.go).
 func (u *unit) edits(edits []Edit, flags ...func(*changeset.Changeset)) (*changeset.Changeset, error) {
 	r := u.t.c.r
-	cs := &changeset.Changeset{Creator: r.opts.Creator}
+	cs := &changeset.Changeset{Creator: u.creator}
+	if cs.Creator == "" {
+		cs.Creator = r.opts.Creator
+	}
 	for _, f := range flags {
 		f(cs)
 	}

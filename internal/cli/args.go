@@ -4,14 +4,13 @@ import (
 	"errors"
 	"flag"
 	"io"
-	"os"
 	"strings"
 )
 
 // parse reads the command line into a call and what runs it. When it was
 // asked for help, it writes the help to out and returns flag.ErrHelp.
 // Every other error is a usage error.
-func parse(args []string, out io.Writer) (*call, runFunc, error) {
+func parse(args []string, out io.Writer, getenv func(string) string) (*call, runFunc, error) {
 	global := newFlagSet("prophet")
 	dirFlag := global.String("replica", "", "the replica directory")
 	if err := global.Parse(args); errors.Is(err, flag.ErrHelp) {
@@ -26,9 +25,9 @@ func parse(args []string, out io.Writer) (*call, runFunc, error) {
 	name, rest := global.Arg(0), global.Args()[1:]
 	if name == "help" { // prophet help [COMMAND]
 		if len(rest) == 0 {
-			return parse([]string{"--help"}, out)
+			return parse([]string{"--help"}, out, getenv)
 		}
-		return parse([]string{rest[0], "--help"}, out)
+		return parse([]string{rest[0], "--help"}, out, getenv)
 	}
 	cmd := lookup(name)
 	if cmd == nil {
@@ -60,7 +59,7 @@ func parse(args []string, out io.Writer) (*call, runFunc, error) {
 			return nil, nil, err
 		}
 	}
-	c.dir = replicaDir(*dirFlag)
+	c.dir = replicaDir(*dirFlag, getenv)
 	return c, runFn, nil
 }
 
@@ -137,11 +136,11 @@ func (cmd *command) synopsis() string {
 }
 
 // replicaDir is --replica, else $PROPHET_REPLICA, else ./.prophet.
-func replicaDir(flagValue string) string {
+func replicaDir(flagValue string, getenv func(string) string) string {
 	if flagValue != "" {
 		return flagValue
 	}
-	if v := os.Getenv("PROPHET_REPLICA"); v != "" {
+	if v := getenv("PROPHET_REPLICA"); v != "" {
 		return v
 	}
 	return ".prophet"

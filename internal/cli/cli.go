@@ -81,6 +81,10 @@ type call struct {
 	opts   replica.Options
 	hooks  *testHooks
 	r      *replica.Replica // nil for openNothing commands
+	// sess is set for a command that prophet serve runs for another
+	// process over its socket (socket.go): that process's directory,
+	// environment and creator, and the replica serve holds.
+	sess *session
 }
 
 // commands is every subcommand, in the order prophet --help lists them.
@@ -102,13 +106,16 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, out *bufio.Writer, stderr io.Writer) int {
-	c, runFn, err := parse(args, out)
+	c, runFn, err := parse(args, out, os.Getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK // parse wrote the help
 	} else if err != nil {
 		return report(stderr, err, "")
 	}
 	c.stdin, c.out, c.stderr = stdin, out, stderr
+	if code, ok := c.forward(ctx, args); ok {
+		return code
+	}
 	if err := c.exec(ctx, runFn); err != nil {
 		out.Flush() // what was written before the error stays written
 		return report(stderr, err, c.dir)
@@ -124,8 +131,11 @@ func (c *call) exec(ctx context.Context, runFn runFunc) error {
 	if err := c.open(ctx); err != nil {
 		return err
 	}
+	if c.sess != nil {
+		ctx = replica.WithCreator(ctx, c.sess.creator)
+	}
 	err := runFn(ctx, c)
-	if c.r != nil {
+	if c.r != nil && !c.shared(c.r.Dir()) {
 		if cerr := c.r.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("closing the replica: %w", cerr)
 		}
@@ -137,18 +147,18 @@ func (c *call) exec(ctx context.Context, runFn runFunc) error {
 // commands that write. Only they pay for finding the creator.
 func (c *call) prepare(ctx context.Context) error {
 	var err error
-	if c.hooks, err = loadTestHooks(); err != nil {
+	if c.hooks, err = loadTestHooks(c.getenv); err != nil {
 		return err
 	}
 	c.hooks.apply(&c.opts)
 	if c.cmd.mode == openWrite {
-		c.opts.Creator = creator(ctx)
+		c.opts.Creator = c.creator(ctx)
 	}
 	c.opts.ReadOnly = c.cmd.mode == openRead
 	// Another prophet command on the same replica is usually done within
 	// milliseconds: wait for it rather than fail.
 	c.opts.LockWait = lockWait
-	if v := os.Getenv("PROPHET_LOCK_WAIT"); v != "" {
+	if v := c.getenv("PROPHET_LOCK_WAIT"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
 			return usagef("PROPHET_LOCK_WAIT=%q is not a duration (like 3s or 500ms)", v)
@@ -160,6 +170,10 @@ func (c *call) prepare(ctx context.Context) error {
 
 func (c *call) open(ctx context.Context) error {
 	if c.cmd.mode == openNothing {
+		return nil
+	}
+	if c.shared(c.dir) {
+		c.r = c.sess.shared.R
 		return nil
 	}
 	r, err := replica.OpenContext(ctx, c.dir, &c.opts)

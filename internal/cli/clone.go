@@ -49,7 +49,7 @@ replica like any other: run prophet --replica DIR pull to finish it. With
 		if err != nil {
 			return c.otherReplicaErr(err, source)
 		}
-		defer closeLocal(src, &err)
+		defer c.closeLocal(src, &err)
 
 		return c.clone(ctx, src, source, absDir(source), dir)
 	},
@@ -59,7 +59,7 @@ replica like any other: run prophet --replica DIR pull to finish it. With
 // file) into dir and says what it did.
 func (c *call) clone(ctx context.Context, src merge.Source, source, origin, dir string) (err error) {
 	ropts := c.opts
-	ropts.ReadOnly, ropts.Creator = false, creator(ctx)
+	ropts.ReadOnly, ropts.Creator = false, c.creator(ctx)
 	opts := c.mergeOptions()
 	p := newProgress(c.stderr)
 	opts.Progress = p.update
@@ -69,7 +69,7 @@ func (c *call) clone(ctx context.Context, src merge.Source, source, origin, dir 
 	if l == nil {
 		return err
 	}
-	defer closeLocal(l, &err)
+	defer c.closeLocal(l, &err)
 	perr := writePeers(dir, map[string]string{originPeer: origin})
 	if err != nil {
 		finish := fmt.Sprintf("prophet --replica %s pull", dir)

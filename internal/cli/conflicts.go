@@ -35,7 +35,7 @@ the same conflict the same way when it meets it again, without asking. With
 		if err != nil {
 			return err
 		}
-		defer closeLocal(l, &err)
+		defer c.closeLocal(l, &err)
 		var ds []resolution.Decision
 		if l.Res != nil {
 			if err := l.Res.All(func(d resolution.Decision) error { ds = append(ds, d); return ctx.Err() }); err != nil {

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"os/user"
 	"strconv"
@@ -19,8 +18,15 @@ import (
 // creator is who the changesets of this run are by: $PROPHET_EMAIL, else
 // git config user.email, else the OS user name. git runs only when the
 // variable is unset, and a missing git is no error.
-func creator(ctx context.Context) string {
-	if v := os.Getenv("PROPHET_EMAIL"); v != "" {
+func (c *call) creator(ctx context.Context) string {
+	if c.sess != nil {
+		return c.sess.creator
+	}
+	return creator(ctx, c.getenv)
+}
+
+func creator(ctx context.Context, getenv func(string) string) string {
+	if v := getenv("PROPHET_EMAIL"); v != "" {
 		return v
 	}
 	if out, err := exec.CommandContext(ctx, "git", "config", "user.email").Output(); err == nil {
@@ -31,7 +37,7 @@ func creator(ctx context.Context) string {
 	if u, err := user.Current(); err == nil && u.Username != "" {
 		return u.Username
 	}
-	return os.Getenv("USER")
+	return getenv("USER")
 }
 
 // testHooks are TEST-ONLY switches, read from the environment by the CLI
@@ -58,19 +64,19 @@ type testHooks struct {
 // real replicas share UUIDs.
 var testHooksEnabled bool
 
-func loadTestHooks() (*testHooks, error) {
+func loadTestHooks(getenv func(string) string) (*testHooks, error) {
 	h := &testHooks{}
 	if !testHooksEnabled {
 		return h, nil
 	}
-	if v := os.Getenv("PROPHET_TEST_UUID_SEED"); v != "" {
+	if v := getenv("PROPHET_TEST_UUID_SEED"); v != "" {
 		seed, err := strconv.ParseUint(v, 10, 48)
 		if err != nil {
 			return nil, fmt.Errorf("PROPHET_TEST_UUID_SEED=%q is not a number below 2^48; unset it (it is for tests only)", v)
 		}
 		h.seed, h.uuids = seed, true
 	}
-	if v := os.Getenv("PROPHET_TEST_NOW"); v != "" {
+	if v := getenv("PROPHET_TEST_NOW"); v != "" {
 		t, err := time.Parse(time.RFC3339Nano, v)
 		if err != nil {
 			return nil, fmt.Errorf("PROPHET_TEST_NOW=%q is not an RFC 3339 time; unset it (it is for tests only)", v)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 
 	"github.com/google/uuid"
 
@@ -19,8 +18,8 @@ import (
 
 // tokenVar is the environment variable whose token goes to loc: the
 // peer's --token-env when it is set, else PROPHET_TOKEN.
-func tokenVar(loc location) string {
-	if loc.tokenEnv != "" && os.Getenv(loc.tokenEnv) != "" {
+func (c *call) tokenVar(loc location) string {
+	if loc.tokenEnv != "" && c.getenv(loc.tokenEnv) != "" {
 		return loc.tokenEnv
 	}
 	return "PROPHET_TOKEN"
@@ -28,7 +27,7 @@ func tokenVar(loc location) string {
 
 // clientOptions are the HTTP client's options for loc, with its token.
 func (c *call) clientOptions(loc location) *httpsync.ClientOptions {
-	return &httpsync.ClientOptions{Token: os.Getenv(tokenVar(loc))}
+	return &httpsync.ClientOptions{Token: c.getenv(c.tokenVar(loc))}
 }
 
 // dial connects to the replica served at url.
@@ -58,11 +57,11 @@ func (c *call) httpErr(err error, loc location) error {
 		errors.Is(err, merge.ErrOtherDatabase), errors.Is(err, merge.ErrSameReplica):
 		return err
 	case errors.As(err, &he) && he.Status == http.StatusUnauthorized:
-		v := tokenVar(loc)
+		v := c.tokenVar(loc)
 		if loc.tokenEnv != "" {
 			v = loc.tokenEnv
 		}
-		if os.Getenv(v) != "" {
+		if c.getenv(v) != "" {
 			return userf(err, "%s: no valid token (401): it does not take $%s (revoked, or made for another replica); set %s to a token made with prophet token add on the served replica", loc.url, v, v)
 		}
 		return userf(err, "%s: no valid token (401); set %s to a token made with prophet token add on the served replica", loc.url, v)

@@ -37,7 +37,7 @@ prophet import -).`,
 	run: func(ctx context.Context, c *call) error {
 		in := c.stdin
 		if name := c.args[0]; name != "-" {
-			f, err := os.Open(name)
+			f, err := os.Open(c.path(name))
 			if err != nil {
 				reason := err
 				var pe *fs.PathError

@@ -93,6 +93,7 @@ func (c *call) peer(tokenEnv string) error {
 			return userf(nil, "peer %s is already %s; remove it first (prophet peer remove %s)", name, old, name)
 		}
 		if !isURL(loc) {
+			loc = c.path(loc)
 			if fi, err := os.Stat(loc); err != nil || !fi.IsDir() {
 				return userf(err, "%s is not a directory; give the directory of a replica", loc)
 			}

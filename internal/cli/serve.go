@@ -180,11 +180,24 @@ func (c *call) serve(ctx context.Context, listen, addrFile string, maxPush int64
 			return err
 		}
 	}
+	// The CLI on this replica goes through its socket meanwhile.
+	var cliSrv *http.Server
+	if sockLn, sock, err := listenSocket(c.dir); err != nil {
+		log.Warn("other prophet commands on this replica will wait for the lock while it is served: no command socket", "socket", sock, "err", err)
+	} else {
+		cliSrv = &http.Server{Handler: &cliServer{l: l, dir: absDir(c.dir), log: log, wg: &inflight},
+			ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		go cliSrv.Serve(sockLn)
+		defer os.Remove(sock)
+	}
 	log.Info("serving", "replica", l.R.UUID(), "dir", absDir(c.dir), "addr", addr, "tls", tlsConf != nil, "tokens", n)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {
 	case err := <-served:
+		if cliSrv != nil {
+			cliSrv.Close()
+		}
 		inflight.Wait()
 		return fmt.Errorf("serving on %s: %w", addr, err)
 	case <-ctx.Done():
@@ -196,6 +209,12 @@ func (c *call) serve(ctx context.Context, listen, addrFile string, maxPush int64
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("requests still under way at the shutdown timeout; cutting them", "err", err)
 		srv.Close()
+	}
+	if cliSrv != nil {
+		if err := cliSrv.Shutdown(sctx); err != nil {
+			log.Warn("commands still under way at the shutdown timeout; cutting them", "err", err)
+			cliSrv.Close()
+		}
 	}
 	inflight.Wait()
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {

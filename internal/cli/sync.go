@@ -34,10 +34,13 @@ func isURL(s string) bool {
 // a conflict has no resolution database, and l.Res is nil). Errors about a
 // replica other than the command's own name it, since report names c.dir.
 func (c *call) openLocal(ctx context.Context, dir string, write bool) (*merge.Local, error) {
+	if c.shared(dir) {
+		return c.sess.shared, nil
+	}
 	o := c.opts
 	o.ReadOnly = !write
 	if write {
-		o.Creator = creator(ctx)
+		o.Creator = c.creator(ctx)
 	}
 	l, err := merge.Open(ctx, dir, &o)
 	if err != nil {
@@ -63,6 +66,13 @@ func (c *call) otherReplicaErr(err error, dir string) error {
 }
 
 // closeLocal closes l and keeps the first error.
+func (c *call) closeLocal(l *merge.Local, err *error) {
+	if c.shared(l.R.Dir()) {
+		return // serve's, open for everyone
+	}
+	closeLocal(l, err)
+}
+
 func closeLocal(l *merge.Local, err *error) {
 	if cerr := l.Close(); cerr != nil && *err == nil {
 		*err = fmt.Errorf("closing replica %s: %w", l.R.Dir(), cerr)
@@ -76,6 +86,7 @@ type location struct {
 	dir      string
 	url      string // set instead of dir for a served replica
 	tokenEnv string // the variable holding its token (peer add --token-env)
+	typed    string // the directory as typed, when dir was made absolute for it
 }
 
 // String is how messages name it: the path or URL as given, or the peer's
@@ -86,6 +97,8 @@ func (l location) String() string {
 		return l.peer
 	case l.url != "":
 		return l.url
+	case l.typed != "":
+		return l.typed
 	}
 	return l.dir
 }
@@ -113,10 +126,10 @@ func (c *call) locate(arg string) (location, error) {
 		}
 		return location{peer: arg, dir: loc}, nil
 	}
-	if fi, err := os.Stat(arg); err != nil || !fi.IsDir() {
+	if fi, err := os.Stat(c.path(arg)); err != nil || !fi.IsDir() {
 		return location{}, userf(err, "%s is neither a peer nor a directory; %s", arg, knownPeers(peers))
 	}
-	return location{dir: arg}, nil
+	return location{dir: c.path(arg), typed: arg}, nil
 }
 
 // sameDir reports whether a and b are the same directory.
@@ -160,7 +173,7 @@ func (c *call) sync(ctx context.Context, f *syncFlags, push bool) (err error) {
 	if err != nil {
 		return err
 	}
-	defer closeLocal(here, &err)
+	defer c.closeLocal(here, &err)
 	arg := ""
 	if len(c.args) > 0 {
 		arg = c.args[0]
@@ -186,7 +199,7 @@ func (c *call) sync(ctx context.Context, f *syncFlags, push bool) (err error) {
 	if err != nil {
 		return err
 	}
-	defer closeLocal(there, &err)
+	defer c.closeLocal(there, &err)
 	src, dst := there, here
 	if push {
 		src, dst = here, there
