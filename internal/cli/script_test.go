@@ -53,6 +53,7 @@ func TestMain(m *testing.M) {
 //	samedigest DIR DIR...    require equal state digests (! samedigest A B: different)
 //	waitaddr FILE VAR [SCHEME]  wait (10 s at most) for prophet serve --addr-file FILE,
 //	                         and set $VAR to SCHEME://ADDRESS (default http)
+//	genrecords FILE N        write N records of type ticket as import lines
 //	gencert DIR              write a self-signed certificate for 127.0.0.1 and
 //	                         localhost, DIR/cert.pem, and its key, DIR/key.pem
 //	envfile VAR FILE         set $VAR to FILE's content, trimmed
@@ -77,6 +78,7 @@ func TestScripts(t *testing.T) {
 			"envfile":    cmdEnvFile,
 			"filemode":   cmdFileMode,
 			"gencert":    cmdGenCert,
+			"genrecords": cmdGenRecords,
 		},
 	})
 }
@@ -267,4 +269,17 @@ func cmdGenCert(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(os.MkdirAll(dir, 0o755))
 	ts.Check(os.WriteFile(filepath.Join(dir, "cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644))
 	ts.Check(os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600))
+}
+
+func cmdGenRecords(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: genrecords FILE N")
+	}
+	n, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, `{"type":"ticket","props":{"title":"generated %d","pad":"%s"}}`+"\n", i, strings.Repeat("x", 100))
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(b.String()), 0o644))
 }
