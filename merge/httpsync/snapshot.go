@@ -3,12 +3,15 @@ package httpsync
 import (
 	"archive/tar"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -20,8 +23,13 @@ import (
 
 // A snapshot is the served replica's whole database (replica.Snapshot: a
 // Pebble checkpoint taken while its commits wait), sent as a tar of its
-// files, flat, then a last member snapshotEnd holding the number of files
-// before it: a stream cut at a member boundary is still caught. The
+// files, flat, then a last member snapshotEnd: JSON {"sent": N, "files":
+// [every file of the snapshot]}, so a stream cut at a member boundary is
+// still caught. ?have=NAME,NAME names table files (*.sst) the client holds
+// from an earlier, cut snapshot of the same replica: they are not sent
+// again. A table file's name is never reused in a database, and a file
+// never changes once written, so the one the client holds is the one the
+// new snapshot has: a clone cut mid-way resumes where it was, file by file. The
 // headers name the replica, its database and the last sequence number the
 // snapshot holds. A clone made from it is the same as one made by copying
 // the replica on its own machine (merge.Clone), and much faster than
@@ -56,6 +64,12 @@ func (h *Handler) snapshot(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusInternalServerError, "internal", err)
 		return
 	}
+	have := map[string]bool{}
+	for _, name := range strings.Split(r.URL.Query().Get("have"), ",") {
+		if strings.HasSuffix(name, ".sst") {
+			have[name] = true
+		}
+	}
 	w.Header().Set("Content-Type", "application/x-tar")
 	w.Header().Set(headerReplica, info.Replica.String())
 	w.Header().Set(headerDatabase, info.Database.String())
@@ -63,9 +77,14 @@ func (h *Handler) snapshot(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	tw := tar.NewWriter(w)
 	n := 0
+	var all []string
 	err = func() error {
 		for _, e := range entries {
 			if !e.Type().IsRegular() {
+				continue
+			}
+			all = append(all, e.Name())
+			if have[e.Name()] {
 				continue
 			}
 			if err := addFile(tw, filepath.Join(dir, e.Name())); err != nil {
@@ -73,7 +92,10 @@ func (h *Handler) snapshot(w http.ResponseWriter, r *http.Request) {
 			}
 			n++
 		}
-		end := []byte(strconv.Itoa(n))
+		end, err := json.Marshal(snapshotEndJSON{Sent: n, Files: all})
+		if err != nil {
+			return err
+		}
 		if err := tw.WriteHeader(&tar.Header{Name: snapshotEnd, Mode: 0o644, Size: int64(len(end))}); err != nil {
 			return err
 		}
@@ -86,7 +108,7 @@ func (h *Handler) snapshot(w http.ResponseWriter, r *http.Request) {
 		h.o.Logger.Warn("snapshot cut", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	h.o.Logger.Info("snapshot served", "files", n, "latest", info.Latest, "remote", r.RemoteAddr)
+	h.o.Logger.Info("snapshot served", "files", n, "kept by the client", len(all)-n, "latest", info.Latest, "remote", r.RemoteAddr)
 }
 
 func addFile(tw *tar.Writer, path string) error {
@@ -106,17 +128,79 @@ func addFile(tw *tar.Writer, path string) error {
 	return err
 }
 
+// snapshotEndJSON is the snapshot's last member.
+type snapshotEndJSON struct {
+	Sent  int      `json:"sent"`  // members before it
+	Files []string `json:"files"` // every file of the snapshot, sent or held
+}
+
 // Snapshot receives the server's snapshot into dir (which must not exist),
-// each file synced, and says whose it is (merge.Snapshotter). A cut stream,
-// or a member that is not a plain file of the snapshot's one directory, is
-// an error; run the clone again.
+// each file synced, and says whose it is (merge.Snapshotter). A cut stream
+// is asked for again, with backoff, keeping the table files received whole:
+// the server then sends only the others (a new snapshot, so it holds what
+// was committed meanwhile too). A member that is not a plain file of the
+// snapshot's one directory is refused.
 func (r *Remote) Snapshot(ctx context.Context, dir string) (replica.SnapshotInfo, error) {
-	resp, err := r.do(ctx, http.MethodGet, r.endpoint("/v1/snapshot", nil), nil)
-	if err != nil {
+	if err := os.Mkdir(dir, 0o755); err != nil {
 		return replica.SnapshotInfo{}, err
 	}
-	defer resp.Body.Close()
+	held := map[string]bool{} // table files received whole, kept across attempts
+	for attempt := 1; ; attempt++ {
+		before := len(held)
+		info, err := r.snapshotOnce(ctx, dir, held)
+		if err == nil || !errors.Is(err, errSnapshotCut) || ctx.Err() != nil {
+			return info, err
+		}
+		if len(held) > before {
+			attempt = 1 // progress: a fresh set of tries
+		}
+		if attempt >= r.o.Attempts {
+			return info, fmt.Errorf("httpsync: %w; %d tries without progress: run the clone again", err, attempt)
+		}
+		wait := r.backoff(attempt)
+		r.o.Logger.Warn("snapshot cut; asking again for the files not held", "held", len(held), "err", err, "wait", wait)
+		if err := sleep(ctx, wait); err != nil {
+			return info, err
+		}
+	}
+}
+
+// errSnapshotCut marks a snapshot stream that broke off: asking again may
+// finish it.
+var errSnapshotCut = errors.New("the snapshot stream was cut")
+
+func (r *Remote) snapshotOnce(ctx context.Context, dir string, held map[string]bool) (replica.SnapshotInfo, error) {
 	var info replica.SnapshotInfo
+	// Only table files are kept; anything else of a cut attempt goes.
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return info, err
+	}
+	for _, e := range entries {
+		if !held[e.Name()] {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				return info, err
+			}
+		}
+	}
+	q := url.Values{}
+	if len(held) > 0 {
+		names := make([]string, 0, len(held))
+		for name := range held {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		q.Set("have", strings.Join(names, ","))
+	}
+	resp, err := r.do(ctx, http.MethodGet, r.endpoint("/v1/snapshot", q), nil)
+	if err != nil {
+		var he *Error
+		if errors.As(err, &he) || untrusted(err) {
+			return info, err
+		}
+		return info, fmt.Errorf("%w: %v", errSnapshotCut, err)
+	}
+	defer resp.Body.Close()
 	if info.Replica, err = uuid.Parse(resp.Header.Get(headerReplica)); err == nil {
 		if info.Database, err = uuid.Parse(resp.Header.Get(headerDatabase)); err == nil {
 			info.Latest, err = strconv.ParseUint(resp.Header.Get(headerLatest), 10, 64)
@@ -125,35 +209,54 @@ func (r *Remote) Snapshot(ctx context.Context, dir string) (replica.SnapshotInfo
 	if err != nil {
 		return info, fmt.Errorf("httpsync: the server's snapshot answer lacks its replica, database or latest header: %v", err)
 	}
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		return info, err
-	}
 	tr := tar.NewReader(resp.Body)
 	n := 0
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return info, errors.New("httpsync: the snapshot ended before its end marker: the connection was cut; run the clone again")
+			return info, fmt.Errorf("%w: it ended before its end marker", errSnapshotCut)
 		}
 		if err != nil {
-			return info, fmt.Errorf("httpsync: reading the snapshot: %w; run the clone again", err)
+			return info, fmt.Errorf("%w: reading it: %v", errSnapshotCut, err)
 		}
 		name := hdr.Name
 		if hdr.Typeflag != tar.TypeReg || name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`) || hdr.Size < 0 || hdr.Size > maxSnapshotMember {
 			return info, fmt.Errorf("httpsync: the snapshot holds %q, which is not a file of a replica's database: refused", name)
 		}
 		if name == snapshotEnd {
-			b, err := io.ReadAll(io.LimitReader(tr, 32))
-			if err != nil {
-				return info, err
+			var end snapshotEndJSON
+			b, err := io.ReadAll(io.LimitReader(tr, 16<<20))
+			if err == nil {
+				err = json.Unmarshal(b, &end)
 			}
-			if want, err := strconv.Atoi(string(b)); err != nil || want != n {
-				return info, fmt.Errorf("httpsync: the snapshot's end marker says %q files, %d came: refused", b, n)
+			if err != nil || end.Sent != n {
+				return info, fmt.Errorf("httpsync: the snapshot's end marker %q does not match the %d files that came: refused", b, n)
+			}
+			// The snapshot is exactly end.Files: every one here, and a
+			// held table file it no longer has is dropped.
+			want := map[string]bool{}
+			for _, f := range end.Files {
+				want[f] = true
+				if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+					return info, fmt.Errorf("httpsync: the snapshot's %s is missing: %v", f, err)
+				}
+			}
+			for name := range held {
+				if !want[name] {
+					os.Remove(filepath.Join(dir, name))
+				}
 			}
 			return info, syncDirectory(dir)
 		}
+		if held[name] {
+			return info, fmt.Errorf("httpsync: the snapshot sent %s again, which this client said it holds: refused", name)
+		}
 		if err := receiveFile(filepath.Join(dir, name), tr, hdr.Size); err != nil {
-			return info, fmt.Errorf("httpsync: receiving the snapshot's %s: %w; run the clone again", name, err)
+			os.Remove(filepath.Join(dir, name))
+			return info, fmt.Errorf("%w: receiving its %s: %v", errSnapshotCut, name, err)
+		}
+		if strings.HasSuffix(name, ".sst") {
+			held[name] = true
 		}
 		n++
 	}
