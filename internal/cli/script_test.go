@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -53,6 +54,7 @@ func TestMain(m *testing.M) {
 //	samedigest DIR DIR...    require equal state digests (! samedigest A B: different)
 //	waitaddr FILE VAR [SCHEME]  wait (10 s at most) for prophet serve --addr-file FILE,
 //	                         and set $VAR to SCHEME://ADDRESS (default http)
+//	waitmatch FILE REGEXP    wait (20 s at most) for FILE to hold a line matching REGEXP
 //	genrecords FILE N        write N records of type ticket as import lines
 //	gencert DIR              write a self-signed certificate for 127.0.0.1 and
 //	                         localhost, DIR/cert.pem, and its key, DIR/key.pem
@@ -79,6 +81,7 @@ func TestScripts(t *testing.T) {
 			"filemode":   cmdFileMode,
 			"gencert":    cmdGenCert,
 			"genrecords": cmdGenRecords,
+			"waitmatch":  cmdWaitMatch,
 		},
 	})
 }
@@ -282,4 +285,23 @@ func cmdGenRecords(ts *testscript.TestScript, neg bool, args []string) {
 		fmt.Fprintf(&b, `{"type":"ticket","props":{"title":"generated %d","pad":"%s"}}`+"\n", i, strings.Repeat("x", 100))
 	}
 	ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(b.String()), 0o644))
+}
+
+func cmdWaitMatch(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: waitmatch FILE REGEXP")
+	}
+	re, err := regexp.Compile("(?m)" + args[1])
+	ts.Check(err)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b, _ := os.ReadFile(ts.MkAbs(args[0]))
+		if re.Match(b) {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("no line matching %q in %s after 20s:\n%s", args[1], args[0], b)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
