@@ -59,15 +59,7 @@ func (c *call) writeChangeset(cs *changeset.Changeset, raw []byte) error {
 		}
 		return writeJSON(c.out, cs.ToJSON(h))
 	}
-	var flags []string
-	if cs.IsNullification {
-		flags = append(flags, " nullification")
-	}
-	if cs.IsResolution {
-		flags = append(flags, " resolution")
-	}
-	fmt.Fprintf(c.out, "changeset %d %s by %s (origin %s@%d)%s\n", cs.Seq, jsonTime(cs.Created),
-		quote(cs.Creator), cs.Origin, cs.OriginSeq, strings.Join(flags, ""))
+	c.writeChangesetHeader(cs)
 	for _, ch := range cs.Changes {
 		l, err := c.r.LUID(ch.RecordType, ch.Record)
 		if err != nil {
@@ -116,4 +108,18 @@ func count(n uint64, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// writeChangesetHeader writes the first line of a changeset as log and
+// watch print it.
+func (c *call) writeChangesetHeader(cs *changeset.Changeset) {
+	var flags []string
+	if cs.IsNullification {
+		flags = append(flags, " nullification")
+	}
+	if cs.IsResolution {
+		flags = append(flags, " resolution")
+	}
+	fmt.Fprintf(c.out, "changeset %d %s by %s (origin %s@%d)%s\n", cs.Seq, jsonTime(cs.Created),
+		quote(cs.Creator), cs.Origin, cs.OriginSeq, strings.Join(flags, ""))
 }

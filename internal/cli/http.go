@@ -107,14 +107,7 @@ func (c *call) syncHTTP(ctx context.Context, f *syncFlags, push bool, here *merg
 	if err != nil {
 		return err
 	}
-	opts := c.mergeOptions()
-	opts.Force = f.force
-	switch f.prefer {
-	case "mine":
-		opts.Resolver = merge.Mine
-	case "theirs":
-		opts.Resolver = merge.Theirs
-	}
+	opts := c.pullOptions(f)
 	p := newProgress(c.stderr)
 	opts.Progress = p.update
 	var aborted bool
@@ -203,14 +196,7 @@ func (c *call) pullLive(ctx context.Context, f *syncFlags, here *merge.Local, lo
 	if err != nil {
 		return err
 	}
-	opts := c.mergeOptions()
-	opts.Force = f.force
-	switch f.prefer {
-	case "mine":
-		opts.Resolver = merge.Mine
-	case "theirs":
-		opts.Resolver = merge.Theirs
-	}
+	opts := c.pullOptions(f)
 	// The feed says when to pull; a burst of commits there is one pull
 	// here.
 	grew := make(chan struct{}, 1)
@@ -261,4 +247,18 @@ func (c *call) pullLive(ctx context.Context, f *syncFlags, here *merge.Local, lo
 			return err
 		}
 	}
+}
+
+// pullOptions are the merge options of a pull from a served replica:
+// --force, and --prefer (mine: this replica's values).
+func (c *call) pullOptions(f *syncFlags) *merge.Options {
+	opts := c.mergeOptions()
+	opts.Force = f.force
+	switch f.prefer {
+	case "mine":
+		opts.Resolver = merge.Mine
+	case "theirs":
+		opts.Resolver = merge.Theirs
+	}
+	return opts
 }

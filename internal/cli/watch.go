@@ -74,15 +74,7 @@ func (c *call) writeRemoteChangeset(cs *changeset.Changeset) error {
 		}
 		return writeJSON(c.out, cs.ToJSON(h))
 	}
-	var flags []string
-	if cs.IsNullification {
-		flags = append(flags, " nullification")
-	}
-	if cs.IsResolution {
-		flags = append(flags, " resolution")
-	}
-	fmt.Fprintf(c.out, "changeset %d %s by %s (origin %s@%d)%s\n", cs.Seq, jsonTime(cs.Created),
-		quote(cs.Creator), cs.Origin, cs.OriginSeq, strings.Join(flags, ""))
+	c.writeChangesetHeader(cs)
 	for _, ch := range cs.Changes {
 		fmt.Fprintf(c.out, "  %s %s %s\n", ch.Op, ch.RecordType, ch.Record)
 		for _, p := range ch.Props {
