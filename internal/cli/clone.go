@@ -30,7 +30,10 @@ replica like any other: run prophet --replica DIR pull to finish it. With
 	json: true,
 	min:  2, max: 2,
 	run: func(ctx context.Context, c *call) (err error) {
-		source, dir := c.args[0], c.args[1]
+		source, dir := c.args[0], c.path(c.args[1])
+		if !isURL(source) {
+			source = c.path(source)
+		}
 		if err := checkEmptyDir(dir, "clone into"); err != nil {
 			return err
 		}
@@ -40,6 +43,9 @@ replica like any other: run prophet --replica DIR pull to finish it. With
 		// Open for writing, the source can be copied whole (its commits
 		// wait meanwhile), much faster than replaying its log; a source
 		// this user may not write to is cloned by a pull.
+		if c.shared(source) {
+			return c.clone(ctx, c.sess.shared, c.args[0], absDir(source), dir)
+		}
 		so := c.opts
 		src, err := merge.Open(ctx, source, &so)
 		if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
@@ -51,7 +57,7 @@ replica like any other: run prophet --replica DIR pull to finish it. With
 		}
 		defer c.closeLocal(src, &err)
 
-		return c.clone(ctx, src, source, absDir(source), dir)
+		return c.clone(ctx, src, c.args[0], absDir(source), dir)
 	},
 }
 

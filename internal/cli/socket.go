@@ -106,21 +106,58 @@ type cliFrame struct {
 	Exit   *int   `json:"exit,omitempty"`
 }
 
-// forward runs the command in the serve that holds its replica, if one
-// does: ok is false when no serve answers on the replica's socket.
-func (c *call) forward(ctx context.Context, args []string) (code int, ok bool) {
-	if c.sess != nil || !forwardable(c.cmd) {
-		return 0, false
-	}
-	sock := socketPath(c.dir)
+// served returns the command socket of the serve that holds the replica
+// in dir, or "" if none answers (a socket left behind by a serve that died
+// answers nothing: the lock is free).
+func served(dir string) string {
+	sock := socketPath(dir)
 	if _, err := os.Stat(sock); err != nil {
-		return 0, false
+		return ""
 	}
 	conn, err := net.DialTimeout("unix", sock, time.Second)
 	if err != nil {
-		return 0, false // a socket left behind by a serve that died: the lock is free
+		return ""
 	}
 	conn.Close()
+	return sock
+}
+
+// forwardTo is the socket of the serve that must run the command: the one
+// holding its replica, or, for pull, push and clone, the one holding the
+// other replica (a directory) it reads or writes.
+func (c *call) forwardTo() string {
+	if forwardable(c.cmd) {
+		if sock := served(c.dir); sock != "" {
+			return sock
+		}
+	}
+	switch c.cmd.name {
+	case "pull", "push":
+		arg := ""
+		if len(c.args) > 0 {
+			arg = c.args[0]
+		}
+		if loc, err := c.locate(arg); err == nil && loc.dir != "" {
+			return served(loc.dir)
+		}
+	case "clone":
+		if len(c.args) > 0 && !isURL(c.args[0]) {
+			return served(c.args[0])
+		}
+	}
+	return ""
+}
+
+// forward runs the command in the serve that holds its replica (forwardTo),
+// if one does: ok is false when none does.
+func (c *call) forward(ctx context.Context, args []string) (code int, ok bool) {
+	if c.sess != nil {
+		return 0, false
+	}
+	sock := c.forwardTo()
+	if sock == "" {
+		return 0, false
+	}
 	cwd, err := os.Getwd()
 	if err != nil {
 		return report(c.stderr, err, c.dir), true
@@ -230,7 +267,7 @@ func runSession(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		out.Flush()
 		return report(stderr, err, "")
 	}
-	if !forwardable(c.cmd) {
+	if !forwardable(c.cmd) && c.cmd.name != "clone" {
 		return report(stderr, usagef("prophet %s does not run through a served replica's socket", c.cmd.name), "")
 	}
 	c.sess = sess
