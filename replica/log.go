@@ -211,3 +211,46 @@ func (r *Replica) Follow(ctx context.Context, after uint64, fn func(*changeset.C
 		}
 	}
 }
+
+// Holds reports whether this replica's log holds a changeset with the
+// identity of raw (canonical bytes), and, if so, whether it is the same
+// changeset: a different one under a held identity is forged or corrupt.
+func (r *Replica) Holds(raw []byte) (held, same bool, err error) {
+	if err := r.live(); err != nil {
+		return false, false, err
+	}
+	id, err := changeset.PeekID(raw)
+	if err != nil {
+		return false, false, err
+	}
+	seq := id.Seq // our own changesets: OriginSeq is Seq
+	if id.Origin != r.id {
+		v, ok, err := r.get(originKey(id.Origin, id.Seq))
+		if err != nil || !ok {
+			return false, false, err
+		}
+		if seq, err = u64(v); err != nil {
+			return false, false, err
+		}
+	} else if seq > r.durable.Load() {
+		return false, false, nil
+	}
+	have, ok, err := r.get(logKey(seq))
+	if err != nil || !ok {
+		return false, false, err
+	}
+	if bytes.Equal(have, raw) {
+		return true, true, nil
+	}
+	// The same changeset may be encoded again identically only: compare
+	// what a changeset's identity and content are, its canonical bytes.
+	cs, err := changeset.Decode(raw)
+	if err != nil {
+		return true, false, err
+	}
+	enc, err := changeset.Encode(nil, cs)
+	if err != nil {
+		return true, false, err
+	}
+	return true, bytes.Equal(have, enc), nil
+}

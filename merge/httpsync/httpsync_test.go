@@ -544,3 +544,40 @@ func TestProgressFrames(t *testing.T) {
 		t.Fatalf("requests after %v: want a resumed one after a progress frame", afters)
 	}
 }
+
+// A pushed changeset under an identity the server holds, whose content is
+// not the one it holds (its content hash differs), is refused with 422,
+// and nothing of the push is applied.
+func TestPushForgedContent(t *testing.T) {
+	db := uuid.New()
+	a, b := newLocal(t, db), newLocal(t, db)
+	srv := serve(t, a, nil, nil)
+	commit(t, b, 2)
+	good1, good2 := rawAt(t, b, 1), rawAt(t, b, 2)
+	noRes := frame(0, uv(0))
+	if status, answer := post(t, srv.URL, concat(header(b), noRes, frame(1, uv(1), lp(good1)), frame(0, uv(1)))); status != 200 {
+		t.Fatalf("push of b's first changeset: %d %s", status, answer)
+	}
+	// b's changeset 1 again, its values changed, then b's changeset 2.
+	cs, err := changeset.Decode(good1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.Changes[0].Props[0].New = "forged"
+	forged, err := changeset.Encode(nil, cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, answer := post(t, srv.URL, concat(header(b), noRes, frame(1, uv(1), lp(forged)), frame(1, uv(2), lp(good2)), frame(0, uv(2))))
+	if status != http.StatusUnprocessableEntity || !strings.Contains(answer, "content hash does not match") || !strings.Contains(answer, `"code":"refused"`) {
+		t.Fatalf("forged push: %d %s", status, answer)
+	}
+	if a.R.LatestSeq() != 1 {
+		t.Fatalf("the forged push applied something: latest %d", a.R.LatestSeq())
+	}
+	// The same identity with the held content is fine: skipped.
+	if status, answer := post(t, srv.URL, concat(header(b), noRes, frame(1, uv(1), lp(good1)), frame(1, uv(2), lp(good2)), frame(0, uv(2)))); status != 200 || a.R.LatestSeq() != 2 {
+		t.Fatalf("honest push: %d %s, latest %d", status, answer, a.R.LatestSeq())
+	}
+	verify(t, a)
+}

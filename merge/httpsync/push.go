@@ -14,6 +14,7 @@ import (
 
 	"github.com/prophet-sync/prophet/changeset"
 	"github.com/prophet-sync/prophet/merge"
+	"github.com/prophet-sync/prophet/replica"
 	"github.com/prophet-sync/prophet/resolution"
 )
 
@@ -155,7 +156,7 @@ func (b *bodySource) ChangesetsFor(ctx context.Context, after uint64, _ map[uuid
 
 // checkPush reads a whole push body from f, decoding every decision and
 // changeset, and rewinds f.
-func checkPush(ctx context.Context, f io.ReadSeeker) error {
+func checkPush(ctx context.Context, f io.ReadSeeker, r *replica.Replica) error {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
@@ -167,8 +168,18 @@ func checkPush(ctx context.Context, f io.ReadSeeker) error {
 		return err
 	}
 	_, err = b.ChangesetsFor(ctx, 0, nil, uuid.Nil, 0, func(seq uint64, raw []byte) error {
-		if _, err := changeset.Decode(raw); err != nil {
+		cs, err := changeset.Decode(raw)
+		if err != nil {
 			return fmt.Errorf("%w at %d of its log: %w", merge.ErrMalformed, seq, err)
+		}
+		// A changeset under an identity this replica holds must be the
+		// one it holds.
+		held, same, err := r.Holds(raw)
+		if err != nil {
+			return err
+		}
+		if held && !same {
+			return &merge.RefusedError{ID: cs.ID(), Seq: seq, Err: errors.New("it differs from the changeset this replica holds under that identity (its content hash does not match): forged or corrupt; refused")}
 		}
 		return nil
 	})

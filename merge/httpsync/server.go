@@ -454,7 +454,7 @@ func (h *Handler) pushHandler(w http.ResponseWriter, r *http.Request) {
 		h.pushFailed(w, r, merge.Report{}, err)
 		return
 	}
-	if err := checkPush(r.Context(), spool); err != nil {
+	if err := checkPush(r.Context(), spool, h.l.R); err != nil {
 		h.pushFailed(w, r, merge.Report{}, err)
 		return
 	}
