@@ -7,6 +7,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -57,6 +59,15 @@ letters, digits, ".", "_" and "-", starting with a letter or digit. With
 			}
 			if _, err := os.Stat(filepath.Join(c.dir, "db")); err != nil {
 				return userf(err, "no replica in %s; run prophet init to make one, or pass --replica DIR (or set PROPHET_REPLICA) to use another", c.dir)
+			}
+			if sub != "list" {
+				// add and revoke read, change and write the file: one
+				// at a time, or two at once could lose one's change.
+				l, err := lockTokens(c.dir)
+				if err != nil {
+					return err
+				}
+				defer l.Close()
 			}
 			toks, err := readTokens(c.dir)
 			if err != nil {
@@ -214,4 +225,21 @@ func knownTokens(toks []tokenJSON) string {
 		names[i] = t.Name
 	}
 	return "the tokens are " + strings.Join(names, ", ") + " (prophet token list)"
+}
+
+// lockTokens takes REPLICA/tokens.lock, waiting up to 5 s for another
+// token add or revoke to finish.
+func lockTokens(dir string) (io.Closer, error) {
+	path := filepath.Join(dir, "tokens.lock")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l, err := vfs.Default.Lock(path)
+		if err == nil {
+			return l, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, userf(err, "another prophet token add or revoke holds %s; let it finish and run this again", path)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
