@@ -5,11 +5,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"os"
@@ -19,6 +21,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -54,6 +57,9 @@ func TestMain(m *testing.M) {
 //	samedigest DIR DIR...    require equal state digests (! samedigest A B: different)
 //	waitaddr FILE VAR [SCHEME]  wait (10 s at most) for prophet serve --addr-file FILE,
 //	                         and set $VAR to SCHEME://ADDRESS (default http)
+//	cutproxy VAR URL BYTES   proxy URL on loopback, $VAR its http:// URL; the first
+//	                         connection whose answers pass BYTES bytes is cut there
+//	                         (once), and the proxy writes "cut" into proxy.log
 //	waitmatch FILE REGEXP    wait (20 s at most) for FILE to hold a line matching REGEXP
 //	genrecords FILE N        write N records of type ticket as import lines
 //	gencert DIR              write a self-signed certificate for 127.0.0.1 and
@@ -82,6 +88,7 @@ func TestScripts(t *testing.T) {
 			"gencert":    cmdGenCert,
 			"genrecords": cmdGenRecords,
 			"waitmatch":  cmdWaitMatch,
+			"cutproxy":   cmdCutProxy,
 		},
 	})
 }
@@ -282,7 +289,8 @@ func cmdGenRecords(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	var b strings.Builder
 	for i := range n {
-		fmt.Fprintf(&b, `{"type":"ticket","props":{"title":"generated %d","pad":"%s"}}`+"\n", i, strings.Repeat("x", 100))
+		pad := sha256.Sum256(fmt.Appendf(nil, "%d", i)) // incompressible, as real text is not quite
+		fmt.Fprintf(&b, `{"type":"ticket","props":{"title":"generated %d","pad":"%x"}}`+"\n", i, pad)
 	}
 	ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(b.String()), 0o644))
 }
@@ -304,4 +312,47 @@ func cmdWaitMatch(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+func cmdCutProxy(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: cutproxy VAR URL BYTES")
+	}
+	limit, err := strconv.ParseInt(args[2], 10, 64)
+	ts.Check(err)
+	target := strings.TrimPrefix(args[1], "http://")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	ts.Defer(func() { ln.Close() })
+	logPath := ts.MkAbs("proxy.log")
+	var cut atomic.Bool
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go func() { io.Copy(s, c); s.Close() }()
+			go func() {
+				defer c.Close()
+				defer s.Close()
+				if cut.Load() {
+					io.Copy(c, s)
+					return
+				}
+				n, _ := io.CopyN(c, s, limit)
+				if n == limit && cut.CompareAndSwap(false, true) {
+					os.WriteFile(logPath, []byte("cut\n"), 0o644)
+					return // both ends closed mid-answer
+				}
+				io.Copy(c, s)
+			}()
+		}
+	}()
+	ts.Setenv(args[0], "http://"+ln.Addr().String())
 }

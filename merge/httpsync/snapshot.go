@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -104,8 +105,12 @@ func (h *Handler) snapshot(w http.ResponseWriter, r *http.Request) {
 		}
 		return tw.Close()
 	}()
-	if err != nil && r.Context().Err() == nil {
-		h.o.Logger.Warn("snapshot cut", "remote", r.RemoteAddr, "err", err)
+	if err != nil {
+		lvl := slog.LevelWarn
+		if r.Context().Err() != nil {
+			lvl = slog.LevelInfo // the client went away
+		}
+		h.o.Logger.Log(r.Context(), lvl, "snapshot cut", "files sent", n, "remote", r.RemoteAddr, "err", err)
 		return
 	}
 	h.o.Logger.Info("snapshot served", "files", n, "kept by the client", len(all)-n, "latest", info.Latest, "remote", r.RemoteAddr)
