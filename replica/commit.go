@@ -431,6 +431,10 @@ func (c *committer) apply(f *inflight) {
 func (c *committer) applyFast(held map[uint64]*fastUnit) {
 	self := c.r.id
 	for {
+		if err := c.failure(); err != nil {
+			c.refuseFast(held, err)
+			return
+		}
 		next := c.ap.seq + 1 // written only by this goroutine
 		if held[next] == nil {
 			return
@@ -439,7 +443,7 @@ func (c *committer) applyFast(held map[uint64]*fastUnit) {
 			tickets: map[uuid.UUID]uint64{}, types: map[string]typeStats{}, applied: make(chan struct{})}
 		f := &inflight{t: t}
 		var keys []recKey
-		for u := held[next]; u != nil && t.n < c.r.opts.MaxGroupChangesets; u = held[next] {
+		for u := held[next]; u != nil && t.n < c.r.opts.MaxGroupChangesets && t.size < c.r.opts.MaxGroupBytes; u = held[next] {
 			delete(held, next)
 			next++
 			f.reqs = append(f.reqs, u.req)
@@ -473,6 +477,24 @@ func (c *committer) applyFast(held map[uint64]*fastUnit) {
 		// The next commit of these records may read them now.
 		c.locks.unlock(keys)
 	}
+}
+
+// refuseFast answers every queued unit with err, once commits have failed:
+// nothing more is applied, and their records are unlocked.
+func (c *committer) refuseFast(held map[uint64]*fastUnit, err error) {
+	if len(held) == 0 {
+		return
+	}
+	f := &inflight{t: &txn{applied: make(chan struct{})}, err: err}
+	var keys []recKey
+	for seq, u := range held {
+		delete(held, seq)
+		f.reqs = append(f.reqs, u.req)
+		keys = append(keys, u.keys...)
+	}
+	close(f.t.applied)
+	c.locks.unlock(keys)
+	c.syncq <- f
 }
 
 // typeStats is typ's applied stats (applier goroutine).
@@ -531,6 +553,15 @@ func (c *committer) syncer() {
 // After a failed WAL write Pebble's state is not to be trusted; reopening
 // replays what is durable.
 func (c *committer) fail(err error) error {
+	// Whoever waits for the applier or for durability sees it.
+	defer func() {
+		c.ap.mu.Lock()
+		c.ap.cond.Broadcast()
+		c.ap.mu.Unlock()
+		c.durMu.Lock()
+		c.durCond.Broadcast()
+		c.durMu.Unlock()
+	}()
 	c.failMu.Lock()
 	defer c.failMu.Unlock()
 	if c.failed == nil {
@@ -548,6 +579,7 @@ func (c *committer) failure() error {
 
 func (c *committer) stage(t *txn, req *request) error {
 	u := t.unit()
+	u.creator = creatorFor(req.ctx, "")
 	switch {
 	case req.css != nil:
 		if err := u.integrate(req.css, req.settle); err != nil {

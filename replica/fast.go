@@ -266,7 +266,14 @@ type luidRange struct {
 // stage writes the unit's keys: the log entry and, for each change, what
 // putRecord writes, with the LUIDs taken for it. keys and cur are the
 // edits' records and their states before.
-func (u *fastUnit) stage(cs *changeset.Changeset, keys []recKey, cur []*state, luids []luidRange) error {
+func (u *fastUnit) stage(cs *changeset.Changeset, keys []recKey, cur []*state, luids []luidRange) (err error) {
+	// Its sequence number is taken: a panic here must become an error
+	// that stops the replica, not a hole the applier waits on for ever.
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("replica: staging changeset %d panicked: %v", cs.Seq, p)
+		}
+	}()
 	enc, err := changeset.Encode(nil, cs)
 	if err != nil {
 		return err

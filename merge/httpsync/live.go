@@ -60,7 +60,7 @@ type liveConn struct {
 	h       *Handler
 	c       *websocket.Conn
 	mu      sync.Mutex
-	streams map[int64]context.CancelFunc
+	streams map[int64]*liveEntry
 	wg      sync.WaitGroup
 }
 
@@ -73,7 +73,7 @@ func (h *Handler) live(w http.ResponseWriter, r *http.Request) {
 	c.SetReadLimit(1 << 20)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	lc := &liveConn{h: h, c: c, streams: map[int64]context.CancelFunc{}}
+	lc := &liveConn{h: h, c: c, streams: map[int64]*liveEntry{}}
 	h.o.Logger.Info("live: connected", "remote", r.RemoteAddr)
 	h.m.subscribers.Inc()
 	defer h.m.subscribers.Dec()
@@ -132,8 +132,8 @@ func (lc *liveConn) read(ctx context.Context) error {
 			lc.subscribe(ctx, &m)
 		case "close":
 			lc.mu.Lock()
-			if stop, ok := lc.streams[m.MuxID]; ok {
-				stop()
+			if e, ok := lc.streams[m.MuxID]; ok {
+				e.stop()
 				delete(lc.streams, m.MuxID)
 			}
 			lc.mu.Unlock()
@@ -174,23 +174,40 @@ func (lc *liveConn) subscribe(ctx context.Context, m *liveMsg) {
 		since[origin] = max(since[origin], seq)
 	}
 	lc.mu.Lock()
-	defer lc.mu.Unlock()
-	if _, dup := lc.streams[m.MuxID]; dup {
+	_, dup := lc.streams[m.MuxID]
+	full := len(lc.streams) >= maxStreams
+	var e *liveEntry
+	var sctx context.Context
+	if !dup && !full {
+		e = &liveEntry{}
+		sctx, e.stop = context.WithCancel(ctx)
+		lc.streams[m.MuxID] = e
+	}
+	lc.mu.Unlock()
+	switch {
+	case dup:
 		refuse("mux_id %d is already subscribed on this connection; close it first", m.MuxID)
 		return
-	}
-	if len(lc.streams) >= maxStreams {
+	case full:
 		refuse("this connection already runs %d streams, the most it may", maxStreams)
 		return
 	}
-	sctx, stop := context.WithCancel(ctx)
-	lc.streams[m.MuxID] = stop
-	s := &liveStream{lc: lc, mux: m.MuxID, since: since, pos: m.Position, types: m.Types, notify: m.Notify}
+	s := &liveStream{lc: lc, wctx: ctx, mux: m.MuxID, since: since, pos: m.Position, types: m.Types, notify: m.Notify}
 	lc.wg.Add(1)
 	lc.h.m.streams.Inc()
 	go func() {
 		defer lc.wg.Done()
 		defer lc.h.m.streams.Dec()
+		defer func() {
+			// Ended by itself (or closed): its mux_id is free again,
+			// unless a new stream took it already.
+			e.stop()
+			lc.mu.Lock()
+			if lc.streams[m.MuxID] == e {
+				delete(lc.streams, m.MuxID)
+			}
+			lc.mu.Unlock()
+		}()
 		if err := s.run(sctx); err != nil && sctx.Err() == nil {
 			lc.h.o.Logger.Warn("live: stream ended", "mux_id", s.mux, "err", err)
 			lc.send(ctx, &liveMsg{Type: "error", MuxID: s.mux, Code: "internal", Error: oneLine(err.Error())})
@@ -198,9 +215,15 @@ func (lc *liveConn) subscribe(ctx context.Context, m *liveMsg) {
 	}()
 }
 
+// liveEntry is a running stream, as its connection knows it.
+type liveEntry struct{ stop context.CancelFunc }
+
 // liveStream is one subscription.
 type liveStream struct {
-	lc     *liveConn
+	lc *liveConn
+	// wctx is the connection's context: writes use it, not the stream's,
+	// since a write cancelled half-way closes the whole websocket.
+	wctx   context.Context
 	mux    int64
 	since  map[uuid.UUID]uint64
 	pos    uint64 // the server's log is sent up to here
@@ -216,7 +239,7 @@ func (s *liveStream) run(ctx context.Context) error {
 			changed := r.Changed()
 			if latest := r.LatestSeq(); latest > s.pos || s.pos == 0 {
 				s.pos = latest
-				if err := s.lc.send(ctx, &liveMsg{Type: "notify", MuxID: s.mux, Position: latest}); err != nil {
+				if err := s.lc.send(s.wctx, &liveMsg{Type: "notify", MuxID: s.mux, Position: latest}); err != nil {
 					return err
 				}
 			}
@@ -235,7 +258,7 @@ func (s *liveStream) run(ctx context.Context) error {
 		}
 		if !synced {
 			synced = true
-			if err := s.lc.send(ctx, &liveMsg{Type: "sync", MuxID: s.mux, Position: s.pos}); err != nil {
+			if err := s.lc.send(s.wctx, &liveMsg{Type: "sync", MuxID: s.mux, Position: s.pos}); err != nil {
 				return err
 			}
 		}
@@ -275,7 +298,7 @@ func (s *liveStream) sendNew(ctx context.Context, r *replica.Replica) error {
 		if err != nil {
 			return err
 		}
-		if err := s.lc.send(ctx, &liveMsg{Type: "changeset", MuxID: s.mux, Changeset: cs.ToJSON(h)}); err != nil {
+		if err := s.lc.send(s.wctx, &liveMsg{Type: "changeset", MuxID: s.mux, Changeset: cs.ToJSON(h)}); err != nil {
 			return err
 		}
 		s.lc.h.m.served.WithLabelValues("live").Inc()

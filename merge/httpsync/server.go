@@ -454,6 +454,11 @@ func (h *Handler) pushHandler(w http.ResponseWriter, r *http.Request) {
 		h.pushFailed(w, r, merge.Report{}, err)
 		return
 	}
+	// One push at a time, checked and integrated under the same lock, so
+	// that no other push integrates an identity between the check that
+	// it is the one held and the integration.
+	h.push.Lock()
+	defer h.push.Unlock()
 	if err := checkPush(r.Context(), spool, h.l.R); err != nil {
 		h.pushFailed(w, r, merge.Report{}, err)
 		return
@@ -463,10 +468,8 @@ func (h *Handler) pushHandler(w http.ResponseWriter, r *http.Request) {
 		h.pushFailed(w, r, merge.Report{}, err)
 		return
 	}
-	h.push.Lock()
 	start := time.Now()
 	rep, err := merge.Pull(r.Context(), src, h.l, opts)
-	h.push.Unlock()
 	h.m.integrated.Add(float64(rep.Integrated))
 	h.m.observe("push", start, err)
 	if err != nil {

@@ -79,12 +79,17 @@ func (h *Handler) snapshot(w http.ResponseWriter, r *http.Request) {
 	tw := tar.NewWriter(w)
 	n := 0
 	var all []string
+	var sizes []int64
 	err = func() error {
 		for _, e := range entries {
 			if !e.Type().IsRegular() {
 				continue
 			}
-			all = append(all, e.Name())
+			fi, err := e.Info()
+			if err != nil {
+				return err
+			}
+			all, sizes = append(all, e.Name()), append(sizes, fi.Size())
 			if have[e.Name()] {
 				continue
 			}
@@ -93,7 +98,7 @@ func (h *Handler) snapshot(w http.ResponseWriter, r *http.Request) {
 			}
 			n++
 		}
-		end, err := json.Marshal(snapshotEndJSON{Sent: n, Files: all})
+		end, err := json.Marshal(snapshotEndJSON{Sent: n, Files: all, Sizes: sizes})
 		if err != nil {
 			return err
 		}
@@ -137,6 +142,7 @@ func addFile(tw *tar.Writer, path string) error {
 type snapshotEndJSON struct {
 	Sent  int      `json:"sent"`  // members before it
 	Files []string `json:"files"` // every file of the snapshot, sent or held
+	Sizes []int64  `json:"sizes"` // their sizes, in the same order
 }
 
 // Snapshot receives the server's snapshot into dir (which must not exist),
@@ -150,9 +156,10 @@ func (r *Remote) Snapshot(ctx context.Context, dir string) (replica.SnapshotInfo
 		return replica.SnapshotInfo{}, err
 	}
 	held := map[string]bool{} // table files received whole, kept across attempts
+	var from replica.SnapshotInfo // whose they are
 	for attempt := 1; ; attempt++ {
 		before := len(held)
-		info, err := r.snapshotOnce(ctx, dir, held)
+		info, err := r.snapshotOnce(ctx, dir, held, &from)
 		if err == nil || !errors.Is(err, errSnapshotCut) || ctx.Err() != nil {
 			return info, err
 		}
@@ -174,7 +181,7 @@ func (r *Remote) Snapshot(ctx context.Context, dir string) (replica.SnapshotInfo
 // finish it.
 var errSnapshotCut = errors.New("the snapshot stream was cut")
 
-func (r *Remote) snapshotOnce(ctx context.Context, dir string, held map[string]bool) (replica.SnapshotInfo, error) {
+func (r *Remote) snapshotOnce(ctx context.Context, dir string, held map[string]bool, from *replica.SnapshotInfo) (replica.SnapshotInfo, error) {
 	var info replica.SnapshotInfo
 	// Only table files are kept; anything else of a cut attempt goes.
 	entries, err := os.ReadDir(dir)
@@ -214,6 +221,13 @@ func (r *Remote) snapshotOnce(ctx context.Context, dir string, held map[string]b
 	if err != nil {
 		return info, fmt.Errorf("httpsync: the server's snapshot answer lacks its replica, database or latest header: %v", err)
 	}
+	if len(held) > 0 && (info.Replica != from.Replica || info.Database != from.Database) {
+		// Another replica answered (a new server behind the address):
+		// the files held are of another database. Start over.
+		clear(held)
+		return info, fmt.Errorf("%w: a snapshot of replica %s came, not of %s; starting over", errSnapshotCut, info.Replica, from.Replica)
+	}
+	from.Replica, from.Database = info.Replica, info.Database
 	tr := tar.NewReader(resp.Body)
 	n := 0
 	for {
@@ -225,7 +239,7 @@ func (r *Remote) snapshotOnce(ctx context.Context, dir string, held map[string]b
 			return info, fmt.Errorf("%w: reading it: %v", errSnapshotCut, err)
 		}
 		name := hdr.Name
-		if hdr.Typeflag != tar.TypeReg || name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`) || hdr.Size < 0 || hdr.Size > maxSnapshotMember {
+		if hdr.Typeflag != tar.TypeReg || !snapshotName(name) || hdr.Size < 0 || hdr.Size > maxSnapshotMember {
 			return info, fmt.Errorf("httpsync: the snapshot holds %q, which is not a file of a replica's database: refused", name)
 		}
 		if name == snapshotEnd {
@@ -234,16 +248,30 @@ func (r *Remote) snapshotOnce(ctx context.Context, dir string, held map[string]b
 			if err == nil {
 				err = json.Unmarshal(b, &end)
 			}
-			if err != nil || end.Sent != n {
+			if err != nil || end.Sent != n || len(end.Sizes) != len(end.Files) {
 				return info, fmt.Errorf("httpsync: the snapshot's end marker %q does not match the %d files that came: refused", b, n)
 			}
-			// The snapshot is exactly end.Files: every one here, and a
-			// held table file it no longer has is dropped.
+			// The snapshot is exactly end.Files, at their sizes: every
+			// one here, and a held table file it no longer has is
+			// dropped.
 			want := map[string]bool{}
-			for _, f := range end.Files {
+			for i, f := range end.Files {
+				if !snapshotName(f) {
+					return info, fmt.Errorf("httpsync: the snapshot's end marker names %q, which is not a file of a replica's database: refused", f)
+				}
 				want[f] = true
-				if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+				fi, err := os.Stat(filepath.Join(dir, f))
+				if err != nil {
 					return info, fmt.Errorf("httpsync: the snapshot's %s is missing: %v", f, err)
+				}
+				if fi.Size() != end.Sizes[i] {
+					if held[f] {
+						// Held from an earlier attempt, but not this
+						// file: start over.
+						clear(held)
+						return info, fmt.Errorf("%w: the held %s is not the snapshot's (%d bytes, not %d); starting over", errSnapshotCut, f, fi.Size(), end.Sizes[i])
+					}
+					return info, fmt.Errorf("httpsync: the snapshot's %s came with %d bytes, its end marker says %d: refused", f, fi.Size(), end.Sizes[i])
 				}
 			}
 			for name := range held {
@@ -265,6 +293,12 @@ func (r *Remote) snapshotOnce(ctx context.Context, dir string, held map[string]b
 		}
 		n++
 	}
+}
+
+// snapshotName reports whether name can be a file of the snapshot's one
+// directory.
+func snapshotName(name string) bool {
+	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, `/\`)
 }
 
 func receiveFile(path string, r io.Reader, size int64) error {

@@ -160,7 +160,11 @@ func (r *Remote) liveOnce(ctx context.Context, url string, sub *liveMsg, handle 
 			return progressed, fmt.Errorf("live: the server sent a message that is not JSON: %w", err)
 		}
 		if m.Type == "error" {
-			return progressed, &Error{Status: http.StatusBadRequest, Msg: m.Error, Code: m.Code}
+			if m.Code == "bad_request" {
+				return progressed, &Error{Status: http.StatusBadRequest, Msg: m.Error, Code: m.Code}
+			}
+			// The server failed on its side: dial again.
+			return progressed, fmt.Errorf("live: the server's stream failed: %s (%s)", m.Error, m.Code)
 		}
 		if err := handle(&m); err != nil {
 			c.Close(websocket.StatusNormalClosure, "")
