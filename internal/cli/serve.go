@@ -181,12 +181,29 @@ func (c *call) serve(ctx context.Context, listen, addrFile string, maxPush int64
 		}
 	}
 	// The CLI on this replica goes through its socket meanwhile.
+	// Forwarded commands run under cliCtx, cancelled when the shutdown
+	// timeout passes (a forwarded pull --live never ends by itself).
 	var cliSrv *http.Server
+	cliCtx, cancelCli := context.WithCancel(context.Background())
+	defer cancelCli()
+	stopCLI := func(ctx context.Context) {
+		if cliSrv == nil {
+			return
+		}
+		stop := context.AfterFunc(ctx, cancelCli)
+		defer stop()
+		if err := cliSrv.Shutdown(ctx); err != nil {
+			log.Warn("commands still under way at the shutdown timeout; cutting them", "err", err)
+			cancelCli()
+			cliSrv.Shutdown(context.Background()) // they end once cancelled
+		}
+	}
 	if sockLn, sock, err := listenSocket(c.dir); err != nil {
 		log.Warn("other prophet commands on this replica will wait for the lock while it is served: no command socket", "socket", sock, "err", err)
 	} else {
 		cliSrv = &http.Server{Handler: &cliServer{l: l, dir: absDir(c.dir), log: log, wg: &inflight},
-			ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+			ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+			BaseContext: func(net.Listener) context.Context { return cliCtx }}
 		go cliSrv.Serve(sockLn)
 		defer os.Remove(sock)
 	}
@@ -195,9 +212,9 @@ func (c *call) serve(ctx context.Context, listen, addrFile string, maxPush int64
 	go func() { served <- srv.Serve(ln) }()
 	select {
 	case err := <-served:
-		if cliSrv != nil {
-			cliSrv.Close()
-		}
+		cctx, cancel := context.WithTimeout(context.Background(), grace)
+		stopCLI(cctx)
+		cancel()
 		inflight.Wait()
 		return fmt.Errorf("serving on %s: %w", addr, err)
 	case <-ctx.Done():
@@ -206,16 +223,14 @@ func (c *call) serve(ctx context.Context, listen, addrFile string, maxPush int64
 	h.Close() // live subscribers are told the server is going away
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
+	// Both servers stop taking new work at once, then finish theirs.
+	cliDone := make(chan struct{})
+	go func() { stopCLI(sctx); close(cliDone) }()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("requests still under way at the shutdown timeout; cutting them", "err", err)
 		srv.Close()
 	}
-	if cliSrv != nil {
-		if err := cliSrv.Shutdown(sctx); err != nil {
-			log.Warn("commands still under way at the shutdown timeout; cutting them", "err", err)
-			cliSrv.Close()
-		}
-	}
+	<-cliDone
 	inflight.Wait()
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/prophet-sync/prophet/merge"
 )
 
@@ -64,7 +66,9 @@ func (c *call) shared(dir string) bool {
 
 // socketPath is where the serve of the replica in dir listens for
 // commands: dir/serve.sock, or, when that path is too long for a Unix
-// socket, a name in the temporary directory made from dir's absolute path.
+// socket, a name made from dir's absolute path in this user's own
+// directory ($XDG_RUNTIME_DIR, else TMPDIR/prophet-UID, mode 0700). It is
+// "" when there is no such directory that only this user can use.
 func socketPath(dir string) string {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -74,8 +78,38 @@ func socketPath(dir string) string {
 	if len(p) < 100 {
 		return p
 	}
+	own := os.Getenv("XDG_RUNTIME_DIR")
+	if own == "" {
+		own = filepath.Join(os.TempDir(), fmt.Sprintf("prophet-%d", os.Getuid()))
+		os.Mkdir(own, 0o700)
+	}
+	if !ownPrivateDir(own) {
+		return ""
+	}
 	h := sha256.Sum256([]byte(filepath.Clean(abs)))
-	return filepath.Join(os.TempDir(), "prophet-"+hex.EncodeToString(h[:8])+".sock")
+	return filepath.Join(own, "prophet-"+hex.EncodeToString(h[:8])+".sock")
+}
+
+// ownPrivateDir reports whether dir is a directory of this user that no
+// one else may enter.
+func ownPrivateDir(dir string) bool {
+	fi, err := os.Lstat(dir)
+	if err != nil || !fi.IsDir() || fi.Mode().Perm()&0o077 != 0 {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && int(st.Uid) == os.Getuid()
+}
+
+// ownSocket reports whether path is a socket of this user: a command goes
+// only to a serve this user runs.
+func ownSocket(path string) bool {
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode().Type() != os.ModeSocket {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && int(st.Uid) == os.Getuid()
 }
 
 // forwardable commands open the replica in --replica; serve, bench, init,
@@ -111,7 +145,7 @@ type cliFrame struct {
 // answers nothing: the lock is free).
 func served(dir string) string {
 	sock := socketPath(dir)
-	if _, err := os.Stat(sock); err != nil {
+	if sock == "" || !ownSocket(sock) {
 		return ""
 	}
 	conn, err := net.DialTimeout("unix", sock, time.Second)
@@ -272,6 +306,23 @@ func runSession(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	}
 	c.sess = sess
 	c.dir = c.path(c.dir)
+	if c.cmd.name == "import" {
+		// Read the caller's stdin whole first: a bulk load holds serve's
+		// committer, which must not wait on another process's pipe.
+		f, err := os.CreateTemp("", "prophet-import-*")
+		if err != nil {
+			return report(stderr, err, c.dir)
+		}
+		defer os.Remove(f.Name())
+		defer f.Close()
+		if _, err := io.Copy(f, stdin); err != nil {
+			return report(stderr, fmt.Errorf("reading the input to import: %w", err), c.dir)
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return report(stderr, err, c.dir)
+		}
+		stdin = f
+	}
 	c.stdin, c.out, c.stderr = stdin, out, stderr
 	code := exitOK
 	if err := c.exec(ctx, runFn); err != nil {
@@ -327,20 +378,55 @@ func (s *streamWriter) Write(p []byte) (int, error) {
 // a serve that died left behind, and never one that a live serve uses.
 func listenSocket(dir string) (net.Listener, string, error) {
 	sock := socketPath(dir)
+	if sock == "" {
+		return nil, sock, errors.New("the replica's path is too long for a socket in it, and this user has no private directory for one (set XDG_RUNTIME_DIR)")
+	}
 	if conn, err := net.DialTimeout("unix", sock, time.Second); err == nil {
 		conn.Close()
 		return nil, sock, fmt.Errorf("another prophet serve answers on %s", sock)
 	}
 	os.Remove(sock)
-	old := syscall.Umask(0o177) // the socket is for this user only
 	ln, err := net.Listen("unix", sock)
-	syscall.Umask(old)
 	if err != nil {
 		return nil, sock, err
 	}
+	// For this user only; and every connection is checked besides.
 	if err := os.Chmod(sock, 0o600); err != nil {
 		ln.Close()
 		return nil, sock, err
 	}
-	return ln, sock, nil
+	return &ownerListener{ln}, sock, nil
+}
+
+// ownerListener takes only connections from processes of this user.
+type ownerListener struct{ net.Listener }
+
+func (l *ownerListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if uc, ok := c.(*net.UnixConn); ok && peerIsMe(uc) {
+			return c, nil
+		}
+		c.Close()
+	}
+}
+
+// peerIsMe reports whether the process at the other end of c runs as this
+// user (SO_PEERCRED).
+func peerIsMe(c *net.UnixConn) bool {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil || cerr != nil {
+		return false
+	}
+	return int(cred.Uid) == os.Getuid()
 }
