@@ -155,7 +155,7 @@ func (r *Remote) Snapshot(ctx context.Context, dir string) (replica.SnapshotInfo
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return replica.SnapshotInfo{}, err
 	}
-	held := map[string]bool{} // table files received whole, kept across attempts
+	held := map[string]bool{}     // table files received whole, kept across attempts
 	var from replica.SnapshotInfo // whose they are
 	for attempt := 1; ; attempt++ {
 		before := len(held)
