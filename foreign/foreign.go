@@ -1,0 +1,511 @@
+package foreign
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/prophet-sync/prophet/changeset"
+	"github.com/prophet-sync/prophet/merge"
+	"github.com/prophet-sync/prophet/replica"
+	"github.com/prophet-sync/prophet/resolution"
+)
+
+// Namespace is the UUIDv5 namespace of every name-based UUID the gateways
+// make: a foreign replica's from its canonical URL, a remote object's from
+// its URL. Changing it would change every such UUID.
+var Namespace = uuid.MustParse("8a6f8a52-0d7e-5b8c-9d0a-5f3c1e7b2a41")
+
+// NameUUID is the name-based (v5) UUID of a URL.
+func NameUUID(url string) uuid.UUID { return uuid.NewSHA1(Namespace, []byte(url)) }
+
+// Gateway is what one kind of remote (RT, GitHub, Phabricator) gives the
+// framework. The framework turns it into a merge source and a merge sink,
+// keeps the state handle, and runs the sync operations.
+type Gateway interface {
+	// Kind names the gateway ("rt").
+	Kind() string
+	// URL is the foreign replica's canonical address; its UUID is
+	// NameUUID(URL()).
+	URL() string
+	// Latest is the position of the remote's newest change, cheaply (one
+	// request): a pull with nothing new stops there.
+	Latest(ctx context.Context, st *State) (uint64, error)
+	// Changes calls emit for each remote change after position after, in
+	// the remote's order, with increasing positions.
+	Changes(ctx context.Context, st *State, after uint64, emit func(Change) error) error
+	// Owns says whether changesets of origin (one of which has OriginSeq
+	// seq) were made from this remote's changes, by any gateway replica.
+	Owns(ctx context.Context, st *State, origin uuid.UUID, seq uint64) (bool, error)
+	// Outbound says which properties of a local change the remote takes
+	// (ok false: none; the change is not the remote's business).
+	Outbound(ch *changeset.Change) (props []string, ok bool)
+	// Apply carries an outbound op to the remote: it makes the remote
+	// object match rec (nil: the record is deleted) in op.Props, checking
+	// the remote first so that a retry after a lost response changes
+	// nothing twice.
+	Apply(ctx context.Context, st *State, op *Op, rec *replica.Record) (Applied, error)
+	// Derived lists the properties the remote computes (times of the last
+	// change, say): a conflict on them alone is settled for the remote.
+	Derived() []string
+}
+
+// Change is one remote change, translated.
+type Change struct {
+	Pos uint64 // its position in the remote's feed
+	// Changeset brings it; nil when there is nothing to integrate (an
+	// echo of our own push, or a change of no record).
+	Changeset *changeset.Changeset
+	// Echo is the op whose push made the change, if one did.
+	Echo uint64
+	// Ref and Version describe it for the inbound op of the audit trail.
+	Ref     Ref
+	Version int64
+	// Record is the state writes that go with it once integrated
+	// (remote <-> record maps, snapshots); run when the position passes it.
+	Record func(w *Writer) error
+}
+
+// Applied is what an outbound op did on the remote.
+type Applied struct {
+	Remote string   // the remote object
+	Echoes []string // the remote changes the write made, to skip at pull
+	// Report holds the values the remote now has that the record should
+	// take (an ID it assigned, its status): committed to the gateway
+	// replica as one local changeset, so the next pull finds them equal.
+	Report map[string]string
+	// Snapshot is the remote object as the write left it.
+	Snapshot map[string]string
+}
+
+// Options tune a foreign replica.
+type Options struct {
+	Logger  *slog.Logger
+	Clock   func() time.Time
+	Workers int // outbound ops run in parallel, one per record (default 4)
+	// Creator stamps the local changesets that report what a push did.
+	Creator string
+}
+
+// Foreign is a foreign replica, seen from one gateway replica.
+type Foreign struct {
+	gw    Gateway
+	local *merge.Local
+	st    *State
+	id    uuid.UUID
+	o     Options
+}
+
+// Open opens the foreign replica that gw reaches, with its state handle
+// under local's directory.
+func Open(local *merge.Local, gw Gateway, opts *Options) (*Foreign, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.Workers <= 0 {
+		o.Workers = 4
+	}
+	if o.Creator == "" {
+		o.Creator = gw.Kind() + "-gateway"
+	}
+	id := NameUUID(gw.URL())
+	st, err := OpenState(stateDir(local.R.Dir(), id))
+	if err != nil {
+		return nil, err
+	}
+	f := &Foreign{gw: gw, local: local, st: st, id: id, o: o}
+	if err := f.stamp(); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// stamp records, the first time, which remote the state handle is for, and
+// refuses a handle made for another one.
+func (f *Foreign) stamp() error {
+	have, err := f.st.Meta("url")
+	if err != nil {
+		return err
+	}
+	switch have {
+	case f.gw.URL():
+		return nil
+	case "":
+		return f.st.Update(func(w *Writer) error {
+			if err := w.SetMeta("url", f.gw.URL()); err != nil {
+				return err
+			}
+			return w.SetMeta("kind", f.gw.Kind())
+		})
+	}
+	return fmt.Errorf("foreign: the state handle %s belongs to %s, not %s", f.st.Dir(), have, f.gw.URL())
+}
+
+// Close closes the state handle (not the gateway replica).
+func (f *Foreign) Close() error { return f.st.Close() }
+
+// UUID is the foreign replica's UUID.
+func (f *Foreign) UUID() uuid.UUID { return f.id }
+
+// State is the state handle.
+func (f *Foreign) State() *State { return f.st }
+
+// Gateway is the gateway.
+func (f *Foreign) Gateway() Gateway { return f.gw }
+
+const feedCursor = "feed"
+
+func (f *Foreign) position() (uint64, error) {
+	v, err := f.st.Cursor(feedCursor)
+	if err != nil || v == "" {
+		return 0, err
+	}
+	return strconv.ParseUint(v, 10, 64)
+}
+
+// source is the foreign replica as a merge source: its "log" is the
+// remote's change feed, positioned by the gateway's positions.
+type source struct {
+	f       *Foreign
+	latest  uint64
+	changes []Change // emitted or skipped, in order, for the audit trail
+}
+
+func (s *source) Info(ctx context.Context) (merge.Info, error) {
+	latest, err := s.f.gw.Latest(ctx, s.f.st)
+	if err != nil {
+		return merge.Info{}, err
+	}
+	s.latest = latest
+	// A foreign replica joins whatever database its gateway replica is
+	// of: the check across databases is for native replicas.
+	return merge.Info{Replica: s.f.id, Database: s.f.local.R.DatabaseUUID(), Latest: latest}, nil
+}
+
+func (s *source) Resolutions(context.Context, map[uuid.UUID]uint64, func(resolution.Decision) error) error {
+	return nil // a remote has no resolution database
+}
+
+func (s *source) Changesets(ctx context.Context, after uint64, fn func(seq uint64, raw []byte) error) error {
+	var last uint64
+	return s.f.gw.Changes(ctx, s.f.st, after, func(c Change) error {
+		if c.Pos <= last || c.Pos <= after {
+			return fmt.Errorf("foreign: %s gave change positions out of order (%d after %d)", s.f.gw.URL(), c.Pos, max(last, after))
+		}
+		last = c.Pos
+		s.changes = append(s.changes, c)
+		if c.Changeset == nil {
+			return nil
+		}
+		c.Changeset.Seq, c.Changeset.Source = c.Pos, s.f.id
+		raw, err := changeset.Encode(nil, c.Changeset)
+		if err != nil {
+			return fmt.Errorf("foreign: %s: encoding the changeset of remote change %d: %w", s.f.gw.URL(), c.Pos, err)
+		}
+		return fn(c.Pos, raw)
+	})
+}
+
+// sink is the gateway replica as the sink of a pull from the foreign
+// replica: the position in the remote's feed lives in the state handle.
+type sink struct {
+	*merge.Local
+	f *Foreign
+}
+
+func (s sink) Position(_ context.Context, peer uuid.UUID) (uint64, error) { return s.f.position() }
+
+func (s sink) SetPosition(_ context.Context, _ uuid.UUID, seq uint64) error {
+	return nil // Pull writes it, with the audit trail, once the merge is done
+}
+
+// Pull integrates the remote's changes since the last pull into the gateway
+// replica, through the ordinary merge: conflicts with local edits are
+// settled by the resolvers and the resolution database. A conflict on the
+// remote's derived properties alone is settled for the remote.
+func (f *Foreign) Pull(ctx context.Context, mopts *merge.Options) (merge.Report, error) {
+	var o merge.Options
+	if mopts != nil {
+		o = *mopts
+	}
+	o.Resolver = f.derivedResolver(o.Resolver)
+	src := &source{f: f}
+	start, err := f.position()
+	if err != nil {
+		return merge.Report{}, err
+	}
+	rep, err := merge.Pull(ctx, src, sink{Local: f.local, f: f}, &o)
+	pos := rep.Position
+	if err == nil && len(src.changes) > 0 {
+		// Everything read is integrated: the position passes the echoes
+		// at the end too.
+		pos = max(pos, src.changes[len(src.changes)-1].Pos)
+	}
+	if pos > start {
+		if werr := f.record(src.changes, pos); werr != nil && err == nil {
+			err = werr
+		}
+		rep.Position = pos
+	}
+	return rep, err
+}
+
+// record writes the new feed position with the inbound ops (the audit
+// trail) and the gateway's state writes of the changes it passes.
+func (f *Foreign) record(changes []Change, pos uint64) error {
+	now := f.o.Clock()
+	return f.st.Update(func(w *Writer) error {
+		for _, c := range changes {
+			if c.Pos > pos {
+				break
+			}
+			if c.Record != nil {
+				if err := c.Record(w); err != nil {
+					return err
+				}
+			}
+			if c.Ref.Type == "" {
+				continue
+			}
+			op := Op{Dir: Inbound, Ref: c.Ref, Version: c.Version, State: Completed, Reason: "remote change " + strconv.FormatUint(c.Pos, 10)}
+			if c.Changeset == nil {
+				op.State, op.By, op.Reason = Duplicate, c.Echo, "echo of our own push"
+			}
+			if _, err := f.st.Submit(op, now, w); err != nil {
+				return err
+			}
+		}
+		return w.SetCursor(feedCursor, strconv.FormatUint(pos, 10))
+	})
+}
+
+// derivedResolver settles, for the remote, a conflict that is only about
+// the properties the remote derives; anything else goes to next.
+func (f *Foreign) derivedResolver(next merge.Resolver) merge.Resolver {
+	derived := f.gw.Derived()
+	return merge.ResolverFunc{N: f.gw.Kind() + "-derived", F: func(c *merge.Conflict) (replica.Outcome, bool, error) {
+		if c.Source.Live == c.Target.Live && c.Source.Live {
+			only := true
+			for i, p := range c.Source.Props {
+				if p.Value != c.Target.Props[i].Value && !slices.Contains(derived, p.Name) {
+					only = false
+					break
+				}
+			}
+			if only {
+				return c.Source, true, nil
+			}
+		}
+		if next == nil {
+			return replica.Outcome{}, false, nil
+		}
+		return next.Resolve(c)
+	}}
+}
+
+// PushReport counts what a push did.
+type PushReport struct {
+	Read      int // local changesets read
+	Owned     int // of which came from this remote
+	Queued    int // outbound ops queued
+	Completed int
+	Errored   int
+	Dropped   int
+	Errors    []error
+}
+
+// Push sends the gateway replica's changes that the remote lacks: it reads
+// the local log after the push position (the state handle's, never the
+// merge tickets), queues one outbound op per record changed (a newer one
+// cancels an older queued one), then runs the ops, several records at
+// once. A record whose op fails is reported; the others go on.
+func (f *Foreign) Push(ctx context.Context) (PushReport, error) {
+	var rep PushReport
+	if err := f.queue(ctx, &rep); err != nil {
+		return rep, err
+	}
+	run, err := f.st.Run(ctx, Outbound, f.o.Workers, f.o.Clock, f.apply)
+	rep.Completed, rep.Errored, rep.Dropped, rep.Errors = run.Completed, run.Errored, run.Dropped, run.Errors
+	return rep, err
+}
+
+// queue turns the local log after the push position into outbound ops.
+func (f *Foreign) queue(ctx context.Context, rep *PushReport) error {
+	pos, err := f.st.PushPosition()
+	if err != nil {
+		return err
+	}
+	r := f.local.R
+	type pending struct {
+		op   Op
+		seen bool
+	}
+	byRec := map[Ref]*pending{}
+	var order []Ref
+	last := pos
+	it := r.Log(pos + 1)
+	for it.Next() {
+		if err := ctx.Err(); err != nil {
+			it.Close()
+			return err
+		}
+		last = it.Seq()
+		rep.Read++
+		id, err := it.ID()
+		if err != nil {
+			it.Close()
+			return err
+		}
+		if id.Origin != r.UUID() {
+			owns, err := f.owns(ctx, id.Origin, id.Seq)
+			if err != nil {
+				it.Close()
+				return err
+			}
+			if owns {
+				rep.Owned++
+				continue
+			}
+		}
+		cs, err := it.Changeset()
+		if err != nil {
+			it.Close()
+			return err
+		}
+		if cs.Creator == f.o.Creator && cs.Origin == r.UUID() {
+			continue // a report of what a push did
+		}
+		for i := range cs.Changes {
+			ch := &cs.Changes[i]
+			props, ok := f.gw.Outbound(ch)
+			if !ok {
+				continue
+			}
+			ref := Ref{Type: ch.RecordType, Record: ch.Record}
+			p := byRec[ref]
+			if p == nil {
+				p = &pending{op: Op{Dir: Outbound, Ref: ref}}
+				byRec[ref] = p
+				order = append(order, ref)
+			}
+			p.op.Version = int64(it.Seq())
+			p.op.Props = union(p.op.Props, props)
+			switch ch.Op {
+			case changeset.Add:
+				p.op.Create, p.op.Delete = true, false
+			case changeset.Delete:
+				p.op.Delete = true
+			}
+		}
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	if last == pos {
+		return nil
+	}
+	now := f.o.Clock()
+	return f.st.Update(func(w *Writer) error {
+		for _, ref := range order {
+			if _, err := f.st.Submit(byRec[ref].op, now, w); err != nil {
+				return err
+			}
+			rep.Queued++
+		}
+		return w.SetPushPosition(last)
+	})
+}
+
+// owns asks the state handle, then the gateway, whether changesets of
+// origin came from the remote; the gateway's answer is kept.
+func (f *Foreign) owns(ctx context.Context, origin uuid.UUID, seq uint64) (bool, error) {
+	owns, known, err := f.st.Owns(origin)
+	if err != nil || known {
+		return owns, err
+	}
+	owns, err = f.gw.Owns(ctx, f.st, origin, seq)
+	if err != nil {
+		return false, err
+	}
+	return owns, f.st.Update(func(w *Writer) error { return w.SetOwns(origin, owns) })
+}
+
+// apply runs one outbound op: the gateway writes to the remote, then what
+// the remote assigned is committed to the gateway replica.
+func (f *Foreign) apply(ctx context.Context, op *Op) (func(w *Writer) error, error) {
+	r := f.local.R
+	rec, err := r.Get(op.Ref.Type, op.Ref.Record)
+	switch {
+	case errors.Is(err, replica.ErrNotFound):
+		rec = nil
+	case err != nil:
+		return nil, err
+	}
+	if rec == nil && !op.Delete {
+		return nil, fmt.Errorf("%w: the record is gone", ErrDrop)
+	}
+	a, err := f.gw.Apply(ctx, f.st, op, rec)
+	if err != nil {
+		return nil, err
+	}
+	if rec != nil && len(a.Report) > 0 {
+		set := map[string]string{}
+		for k, v := range a.Report {
+			if rec.Get(k) != v {
+				set[k] = v
+			}
+		}
+		if len(set) > 0 {
+			ctx := replica.WithCreator(ctx, f.o.Creator)
+			if _, err := r.Commit(ctx, replica.Edit{Type: op.Ref.Type, Record: op.Ref.Record, Op: replica.Update, Set: set}); err != nil && !errors.Is(err, replica.ErrNotFound) {
+				return nil, fmt.Errorf("recording what %s assigned: %w", f.gw.URL(), err)
+			}
+		}
+	}
+	return func(w *Writer) error {
+		if a.Remote != "" {
+			op.Remote = a.Remote
+			if err := w.Map(a.Remote, op.Ref); err != nil {
+				return err
+			}
+			if a.Snapshot != nil {
+				if err := w.SetSnapshot(a.Remote, a.Snapshot); err != nil {
+					return err
+				}
+			}
+		}
+		for _, e := range a.Echoes {
+			if err := w.SetEcho(e, op.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil
+}
+
+// Sync pulls, then pushes: the push then works from what the remote has
+// now, and a conflict between the two sides is settled before anything of
+// ours goes out.
+func (f *Foreign) Sync(ctx context.Context, mopts *merge.Options) (merge.Report, PushReport, error) {
+	pr, err := f.Pull(ctx, mopts)
+	if err != nil {
+		return pr, PushReport{}, err
+	}
+	push, err := f.Push(ctx)
+	return pr, push, err
+}

@@ -1,0 +1,745 @@
+// Package rt is the gateway to Request Tracker (RT 5), through its REST2
+// API.
+//
+// Address: rt:http://HOST[:PORT][/WEBPATH][/?queue=NAME]. Without a queue
+// the gateway syncs every queue the user can see. Credentials come from
+// the environment (PROPHET_RT_USER with PROPHET_RT_PASSWORD, or with
+// PROPHET_RT_TOKEN); they are never printed or written to a log.
+//
+// Records: "ticket" (subject, status, queue, owner, requestors, priority,
+// created, updated) and "comment" (ticket: the ticket record's UUID; body;
+// kind: create, comment or correspond; author; created).
+//
+// Pull reads RT's global transaction feed after the last transaction ID
+// seen (the cursor), oldest first, and turns each transaction into one
+// changeset. Each ticket is its own origin (UUIDv5 of its URL) and the
+// transaction ID is the changeset's origin sequence number, so every
+// gateway replica that pulls the same transaction makes the very same
+// changeset. Old values come from RT's history.
+//
+// Push creates tickets (with a marker line naming the record in their first
+// message, so that every gateway agrees on the record and a retry finds
+// the ticket instead of making a second), updates fields with If-Match on
+// the ticket's ETag, and adds comments (with the same marker). It records
+// the exact transaction IDs each write made: pull skips those, and only
+// those.
+package rt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/prophet-sync/prophet/changeset"
+	"github.com/prophet-sync/prophet/foreign"
+)
+
+// Record types and the properties of each.
+const (
+	TicketType  = "ticket"
+	CommentType = "comment"
+)
+
+// writable are the ticket properties a push sets; derived ones RT keeps.
+var (
+	writable = []string{"owner", "priority", "queue", "requestors", "status", "subject"}
+	derived  = []string{"created", "updated"}
+)
+
+// Gateway is one RT server (and optionally one queue).
+type Gateway struct {
+	c     *client
+	url   string // canonical address: the foreign replica's identity
+	web   string // RT's web root, http://HOST:PORT[/WEBPATH]
+	queue string
+	user  string
+
+	mu     sync.Mutex
+	users  map[string]string // user ID -> name
+	queues map[string]string // queue ID -> name
+
+	requests atomic.Int64
+}
+
+// Config configures a gateway.
+type Config struct {
+	Address     string // rt:http://HOST:PORT/?queue=General
+	Credentials Credentials
+	Timeout     time.Duration // per request (default 60s)
+}
+
+// CredentialsFromEnv reads PROPHET_RT_USER, PROPHET_RT_PASSWORD and
+// PROPHET_RT_TOKEN.
+func CredentialsFromEnv() Credentials {
+	return Credentials{User: os.Getenv("PROPHET_RT_USER"), Password: os.Getenv("PROPHET_RT_PASSWORD"), Token: os.Getenv("PROPHET_RT_TOKEN")}
+}
+
+// ParseAddress splits rt:URL[?queue=Q] into RT's web root and the queue,
+// and returns the canonical address.
+func ParseAddress(addr string) (web, queue, canonical string, err error) {
+	rest, ok := strings.CutPrefix(addr, "rt:")
+	if !ok {
+		return "", "", "", fmt.Errorf("rt: address %q does not start with rt: (write rt:http://HOST:PORT/?queue=NAME)", addr)
+	}
+	u, err := url.Parse(rest)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", "", "", fmt.Errorf("rt: address %q: want rt:http://HOST[:PORT][/PATH][/?queue=NAME]", addr)
+	}
+	if u.User != nil {
+		return "", "", "", fmt.Errorf("rt: address %q holds credentials; put them in PROPHET_RT_USER and PROPHET_RT_PASSWORD (or PROPHET_RT_TOKEN) instead", redact(rest))
+	}
+	for k := range u.Query() {
+		if k != "queue" {
+			return "", "", "", fmt.Errorf("rt: address %q: unknown parameter %q (only queue)", addr, k)
+		}
+	}
+	queue = u.Query().Get("queue")
+	web = strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host) + strings.TrimRight(u.Path, "/")
+	canonical = "rt:" + web + "/"
+	if queue != "" {
+		canonical += "?queue=" + url.QueryEscape(queue)
+	}
+	return web, queue, canonical, nil
+}
+
+// New makes a gateway.
+func New(cfg Config) (*Gateway, error) {
+	web, queue, canonical, err := ParseAddress(cfg.Address)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Credentials.User == "" {
+		return nil, errors.New("rt: no RT user: set PROPHET_RT_USER, with PROPHET_RT_PASSWORD or PROPHET_RT_TOKEN")
+	}
+	if cfg.Credentials.Password == "" && cfg.Credentials.Token == "" {
+		return nil, fmt.Errorf("rt: no password or token for RT user %s: set PROPHET_RT_PASSWORD or PROPHET_RT_TOKEN", cfg.Credentials.User)
+	}
+	g := &Gateway{url: canonical, web: web, queue: queue, user: cfg.Credentials.User,
+		users: map[string]string{}, queues: map[string]string{}}
+	g.c = newClient(web, cfg.Credentials, cfg.Timeout, func() { g.requests.Add(1) })
+	return g, nil
+}
+
+func (g *Gateway) Kind() string      { return "rt" }
+func (g *Gateway) URL() string       { return g.url }
+func (g *Gateway) Derived() []string { return derived }
+func (g *Gateway) Requests() int64   { return g.requests.Load() }
+func (g *Gateway) ticketURL(id string) string {
+	return g.web + "/REST/2.0/ticket/" + id
+}
+func (g *Gateway) txnURL(id string) string { return g.web + "/REST/2.0/transaction/" + id }
+
+// TicketOrigin is the origin UUID of the changesets made from ticket id's
+// transactions (and its record UUID, unless a push made it).
+func (g *Gateway) TicketOrigin(id string) uuid.UUID { return foreign.NameUUID(g.ticketURL(id)) }
+
+func remoteTicket(id string) string { return "ticket/" + id }
+func remoteTxn(id string) string    { return "txn/" + id }
+
+// feedQuery is the TicketSQL of the transaction feed after id.
+func (g *Gateway) feedQuery(after uint64) string {
+	q := fmt.Sprintf("ObjectType = 'RT::Ticket' AND id > %d", after)
+	if g.queue != "" {
+		q += " AND TicketQueue = '" + strings.ReplaceAll(g.queue, "'", `\'`) + "'"
+	}
+	return q
+}
+
+// Latest is the newest transaction of the feed: one request.
+func (g *Gateway) Latest(ctx context.Context, _ *foreign.State) (uint64, error) {
+	var p page[txn]
+	q := url.Values{"query": {g.feedQuery(0)}, "orderby": {"id"}, "order": {"DESC"}, "per_page": {"1"}}
+	if _, err := g.c.do(ctx, "GET", "/transactions", q, nil, nil, &p); err != nil {
+		return 0, err
+	}
+	if len(p.Items) == 0 {
+		return 0, nil
+	}
+	return p.Items[0].ID.uint(), nil
+}
+
+const pageSize = 100
+
+// Changes reads the feed after `after`, a page at a time.
+func (g *Gateway) Changes(ctx context.Context, st *foreign.State, after uint64, emit func(foreign.Change) error) error {
+	p := &puller{g: g, st: st, snaps: map[string]map[string]string{}, refs: map[string]foreign.Ref{}}
+	last := after
+	for {
+		var pg page[txn]
+		q := url.Values{"query": {g.feedQuery(last)}, "orderby": {"id"}, "order": {"ASC"},
+			"per_page": {strconv.Itoa(pageSize)}, "fields": {txnFields}}
+		if _, err := g.c.do(ctx, "GET", "/transactions", q, nil, nil, &pg); err != nil {
+			return err
+		}
+		if len(pg.Items) == 0 {
+			return nil
+		}
+		contents, err := g.contents(ctx, pg.Items)
+		if err != nil {
+			return err
+		}
+		for i := range pg.Items {
+			t := &pg.Items[i]
+			c, err := p.translate(ctx, t, contents)
+			if err != nil {
+				return fmt.Errorf("rt: transaction %s of ticket %s: %w", t.ID, t.ObjectId, err)
+			}
+			if err := emit(c); err != nil {
+				return err
+			}
+			last = t.ID.uint()
+		}
+		if len(pg.Items) < pageSize {
+			return nil
+		}
+	}
+}
+
+// contents fetches the text of the transactions that carry a message, in
+// one paged request over the range of IDs.
+func (g *Gateway) contents(ctx context.Context, txns []txn) (map[string]string, error) {
+	var lo, hi uint64
+	for _, t := range txns {
+		if t.Type == "Create" || t.Type == "Comment" || t.Type == "Correspond" {
+			id := t.ID.uint()
+			if lo == 0 || id < lo {
+				lo = id
+			}
+			hi = max(hi, id)
+		}
+	}
+	out := map[string]string{}
+	if lo == 0 {
+		return out, nil
+	}
+	query := []map[string]any{
+		{"field": "TransactionId", "operator": ">=", "value": lo},
+		{"field": "TransactionId", "operator": "<=", "value": hi, "entry_aggregator": "AND"},
+	}
+	for pageN := 1; ; pageN++ {
+		var pg page[attachment]
+		q := url.Values{"fields": {attachmentFields}, "per_page": {strconv.Itoa(pageSize)}, "page": {strconv.Itoa(pageN)},
+			"orderby": {"id"}, "order": {"ASC"}}
+		if _, err := g.c.do(ctx, "POST", "/attachments", q, nil, query, &pg); err != nil {
+			return nil, err
+		}
+		for _, a := range pg.Items {
+			id := string(a.TransactionId)
+			if _, have := out[id]; have || !strings.HasPrefix(a.ContentType, "text/plain") {
+				continue
+			}
+			out[id] = a.Content
+		}
+		if pg.Page >= pg.Pages || len(pg.Items) == 0 {
+			return out, nil
+		}
+	}
+}
+
+// marker is the line a push appends to a message it sends, naming the
+// record that the message's ticket or comment is.
+var markerRE = regexp.MustCompile(`(?m)\n*^\[prophet-record: ([0-9a-f-]{36})\]\s*\z`)
+
+func marker(id uuid.UUID) string { return "[prophet-record: " + id.String() + "]" }
+
+// splitMarker returns the message without the marker, and the record it
+// names (uuid.Nil: none).
+func splitMarker(s string) (string, uuid.UUID) {
+	m := markerRE.FindStringSubmatchIndex(s)
+	if m == nil {
+		return s, uuid.Nil
+	}
+	id, err := uuid.Parse(s[m[2]:m[3]])
+	if err != nil {
+		return s, uuid.Nil
+	}
+	return s[:m[0]], id
+}
+
+// userName turns a user ID (as Set Owner and AddWatcher write them) into
+// the name REST2 uses everywhere else.
+func (g *Gateway) userName(ctx context.Context, id string) (string, error) {
+	if id == "" {
+		return "", nil
+	}
+	g.mu.Lock()
+	n, ok := g.users[id]
+	g.mu.Unlock()
+	if ok {
+		return n, nil
+	}
+	var u struct {
+		Name string `json:"Name"`
+	}
+	if _, err := g.c.do(ctx, "GET", "/user/"+url.PathEscape(id), nil, nil, nil, &u); err != nil {
+		return "", err
+	}
+	g.mu.Lock()
+	g.users[id] = u.Name
+	g.mu.Unlock()
+	return u.Name, nil
+}
+
+func (g *Gateway) queueName(ctx context.Context, id string) (string, error) {
+	if id == "" {
+		return "", nil
+	}
+	g.mu.Lock()
+	n, ok := g.queues[id]
+	g.mu.Unlock()
+	if ok {
+		return n, nil
+	}
+	var q struct {
+		Name string `json:"Name"`
+	}
+	if _, err := g.c.do(ctx, "GET", "/queue/"+url.PathEscape(id), nil, nil, nil, &q); err != nil {
+		return "", err
+	}
+	g.mu.Lock()
+	g.queues[id] = q.Name
+	g.mu.Unlock()
+	return q.Name, nil
+}
+
+// getTicket reads a ticket and its ETag.
+func (g *Gateway) getTicket(ctx context.Context, id string) (*ticket, string, error) {
+	var t ticket
+	h, err := g.c.do(ctx, "GET", "/ticket/"+url.PathEscape(id), nil, nil, nil, &t)
+	if err != nil {
+		return nil, "", err
+	}
+	return &t, h.Get("ETag"), nil
+}
+
+// snapshotOf is a ticket's current values as the record's properties.
+func (g *Gateway) snapshotOf(ctx context.Context, t *ticket) (map[string]string, error) {
+	q, err := g.queueName(ctx, string(t.Queue.ID))
+	if err != nil {
+		return nil, err
+	}
+	var reqs []string
+	for _, r := range t.Requestor {
+		reqs = append(reqs, string(r.ID))
+	}
+	created, err := rtTime(t.Created)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{
+		"subject":    t.Subject,
+		"status":     t.Status,
+		"queue":      q,
+		"owner":      string(t.Owner.ID),
+		"requestors": joinSet(reqs),
+		"priority":   t.Priority,
+		"created":    created.Format(time.RFC3339),
+	}, nil
+}
+
+// history reads all of a ticket's transactions, oldest first.
+func (g *Gateway) history(ctx context.Context, id string) ([]txn, error) {
+	var all []txn
+	for pageN := 1; ; pageN++ {
+		var pg page[txn]
+		q := url.Values{"fields": {txnFields}, "per_page": {strconv.Itoa(pageSize)}, "page": {strconv.Itoa(pageN)}}
+		if _, err := g.c.do(ctx, "GET", "/ticket/"+url.PathEscape(id)+"/history", q, nil, nil, &pg); err != nil {
+			return nil, err
+		}
+		all = append(all, pg.Items...)
+		if pg.Page >= pg.Pages || len(pg.Items) == 0 {
+			break
+		}
+	}
+	slices.SortFunc(all, func(a, b txn) int { return cmpU(a.ID.uint(), b.ID.uint()) })
+	return all, nil
+}
+
+func cmpU(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// stateAt is ticket id's properties right after transaction at: its
+// current values with every later transaction undone, newest first. It
+// depends only on RT's history, so every gateway computes the same.
+func (g *Gateway) stateAt(ctx context.Context, id string, at *txn) (map[string]string, error) {
+	t, _, err := g.getTicket(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := g.snapshotOf(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	hist, err := g.history(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	atID := at.ID.uint()
+	for i := len(hist) - 1; i >= 0 && hist[i].ID.uint() > atID; i-- {
+		if err := g.undo(ctx, snap, &hist[i]); err != nil {
+			return nil, err
+		}
+	}
+	snap["updated"] = at.Created
+	if ts, err := rtTime(at.Created); err == nil {
+		snap["updated"] = ts.Format(time.RFC3339)
+	}
+	return snap, nil
+}
+
+// field maps a Set transaction's field to the record's property.
+func field(t *txn) string {
+	switch {
+	case t.Type == "Status":
+		return "status"
+	case t.Type == "Set":
+		switch t.Field {
+		case "Subject":
+			return "subject"
+		case "Status":
+			return "status"
+		case "Queue":
+			return "queue"
+		case "Owner":
+			return "owner"
+		case "Priority":
+			return "priority"
+		}
+	}
+	return ""
+}
+
+// value maps a Set transaction's raw value of prop to the record's form
+// (users and queues by name).
+func (g *Gateway) value(ctx context.Context, prop, raw string) (string, error) {
+	switch prop {
+	case "owner":
+		return g.userName(ctx, raw)
+	case "queue":
+		return g.queueName(ctx, raw)
+	}
+	return raw, nil
+}
+
+func (g *Gateway) undo(ctx context.Context, snap map[string]string, t *txn) error {
+	if p := field(t); p != "" {
+		v, err := g.value(ctx, p, t.OldValue)
+		if err != nil {
+			return err
+		}
+		snap[p] = v
+		return nil
+	}
+	if t.Field != "Requestor" {
+		return nil
+	}
+	switch t.Type {
+	case "AddWatcher":
+		n, err := g.userName(ctx, t.NewValue)
+		if err != nil {
+			return err
+		}
+		snap["requestors"] = joinSet(slices.DeleteFunc(splitSet(snap["requestors"]), func(s string) bool { return s == n }))
+	case "DelWatcher":
+		n, err := g.userName(ctx, t.OldValue)
+		if err != nil {
+			return err
+		}
+		snap["requestors"] = joinSet(append(splitSet(snap["requestors"]), n))
+	}
+	return nil
+}
+
+func splitSet(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ", ")
+}
+
+// joinSet is the form of a set of names: sorted, without repeats, ", "
+// between them.
+func joinSet(v []string) string {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	return strings.Join(slices.Compact(v), ", ")
+}
+
+// puller translates the feed, keeping each ticket's snapshot as the feed
+// moves (overlaying the state handle's).
+type puller struct {
+	g     *Gateway
+	st    *foreign.State
+	snaps map[string]map[string]string // remote ticket -> snapshot
+	refs  map[string]foreign.Ref       // remote ticket -> record
+}
+
+func (p *puller) snapshot(remote string) (map[string]string, error) {
+	if s, ok := p.snaps[remote]; ok {
+		return s, nil
+	}
+	s, err := p.st.Snapshot(remote)
+	if err != nil {
+		return nil, err
+	}
+	if s != nil {
+		p.snaps[remote] = s
+	}
+	return s, nil
+}
+
+func (p *puller) ref(remote string) (foreign.Ref, bool, error) {
+	if r, ok := p.refs[remote]; ok {
+		return r, true, nil
+	}
+	r, ok, err := p.st.Record(remote)
+	if ok {
+		p.refs[remote] = r
+	}
+	return r, ok, err
+}
+
+// translate turns one transaction into a Change.
+func (p *puller) translate(ctx context.Context, t *txn, contents map[string]string) (foreign.Change, error) {
+	g := p.g
+	pos := t.ID.uint()
+	c := foreign.Change{Pos: pos}
+	if t.ObjectType != "RT::Ticket" {
+		return c, nil
+	}
+	tid := string(t.ObjectId)
+	remote := remoteTicket(tid)
+	created, err := rtTime(t.Created)
+	if err != nil {
+		return c, err
+	}
+	stamp := created.Format(time.RFC3339)
+	echo, isEcho, err := p.st.Echo(remoteTxn(string(t.ID)))
+	if err != nil {
+		return c, err
+	}
+	cs := &changeset.Changeset{Origin: g.TicketOrigin(tid), OriginSeq: pos, Creator: t.Creator.ID.str(), Created: created}
+	var tref foreign.Ref
+	snap, err := p.snapshot(remote)
+	if err != nil {
+		return c, err
+	}
+	ref, known, err := p.ref(remote)
+	if err != nil {
+		return c, err
+	}
+	fresh := snap == nil || !known // the first the gateway sees of the ticket
+	if fresh {
+		body, rec := "", uuid.Nil
+		if t.Type == "Create" {
+			body, rec = splitMarker(contents[string(t.ID)])
+		}
+		if known {
+			rec = ref.Record
+		}
+		if rec == uuid.Nil {
+			rec = g.TicketOrigin(tid)
+		}
+		tref = foreign.Ref{Type: TicketType, Record: rec}
+		if snap == nil {
+			if snap, err = g.stateAt(ctx, tid, t); err != nil {
+				return c, err
+			}
+		}
+		ch := changeset.Change{RecordType: TicketType, Record: rec, Op: changeset.Add}
+		for _, k := range sortedKeys(snap) {
+			if snap[k] != "" {
+				ch.Props = append(ch.Props, changeset.PropChange{Name: k, New: snap[k]})
+			}
+		}
+		cs.Changes = append(cs.Changes, ch)
+		if t.Type == "Create" && strings.TrimSpace(body) != "" {
+			cs.Changes = append(cs.Changes, p.comment(t, tref, body, "create", stamp))
+		}
+	} else {
+		tref = ref
+		next := maps(snap)
+		translated := false
+		switch {
+		case field(t) != "":
+			prop := field(t)
+			oldV, err := g.value(ctx, prop, t.OldValue)
+			if err != nil {
+				return c, err
+			}
+			newV, err := g.value(ctx, prop, t.NewValue)
+			if err != nil {
+				return c, err
+			}
+			next[prop], translated = newV, true
+			ch := changeset.Change{RecordType: TicketType, Record: tref.Record, Op: changeset.Update,
+				Props: []changeset.PropChange{{Name: prop, Old: oldV, New: newV}}}
+			cs.Changes = append(cs.Changes, ch)
+		case t.Field == "Requestor" && (t.Type == "AddWatcher" || t.Type == "DelWatcher"):
+			if err := g.redo(ctx, next, t); err != nil {
+				return c, err
+			}
+			translated = true
+			cs.Changes = append(cs.Changes, changeset.Change{RecordType: TicketType, Record: tref.Record, Op: changeset.Update,
+				Props: []changeset.PropChange{{Name: "requestors", Old: snap["requestors"], New: next["requestors"]}}})
+		case t.Type == "Comment" || t.Type == "Correspond":
+			translated = true
+			body, rec := splitMarker(contents[string(t.ID)])
+			cm := p.comment(t, tref, body, strings.ToLower(t.Type), stamp)
+			if rec != uuid.Nil {
+				cm.Record = rec
+			}
+			cs.Changes = append(cs.Changes, cm)
+		}
+		if !translated {
+			if isEcho { // our push's Create (or an update of nothing kept)
+				c.Ref, c.Version, c.Echo = tref, int64(pos), echo
+			}
+			return c, nil // a transaction of nothing we keep (email records, time worked)
+		}
+		next["updated"] = stamp
+		if snap["updated"] != stamp {
+			upd := changeset.PropChange{Name: "updated", Old: snap["updated"], New: stamp}
+			i := slices.IndexFunc(cs.Changes, func(ch changeset.Change) bool { return ch.Record == tref.Record })
+			if i < 0 {
+				cs.Changes = append(cs.Changes, changeset.Change{RecordType: TicketType, Record: tref.Record, Op: changeset.Update})
+				i = len(cs.Changes) - 1
+			}
+			cs.Changes[i].Props = append(cs.Changes[i].Props, upd)
+			slices.SortFunc(cs.Changes[i].Props, func(a, b changeset.PropChange) int { return strings.Compare(a.Name, b.Name) })
+		}
+		snap = next
+	}
+	p.snaps[remote] = snap
+	p.refs[remote] = tref
+	c.Ref, c.Version = tref, int64(pos)
+	final := snap
+	origin := cs.Origin
+	c.Record = func(w *foreign.Writer) error {
+		if err := w.Map(remote, tref); err != nil {
+			return err
+		}
+		if err := w.SetOwns(origin, true); err != nil {
+			return err
+		}
+		return w.SetSnapshot(remote, final)
+	}
+	if isEcho {
+		c.Echo = echo
+		return c, nil
+	}
+	if len(cs.Changes) > 1 {
+		slices.SortFunc(cs.Changes, func(a, b changeset.Change) int {
+			if a.RecordType != b.RecordType {
+				return strings.Compare(a.RecordType, b.RecordType)
+			}
+			return slices.Compare(a.Record[:], b.Record[:])
+		})
+	}
+	c.Changeset = cs
+	return c, nil
+}
+
+func (p *puller) comment(t *txn, tref foreign.Ref, body, kind, stamp string) changeset.Change {
+	props := map[string]string{"ticket": tref.Record.String(), "body": body, "kind": kind, "author": t.Creator.ID.str(), "created": stamp}
+	ch := changeset.Change{RecordType: CommentType, Record: foreign.NameUUID(p.g.txnURL(string(t.ID))), Op: changeset.Add}
+	for _, k := range sortedKeys(props) {
+		if props[k] != "" {
+			ch.Props = append(ch.Props, changeset.PropChange{Name: k, New: props[k]})
+		}
+	}
+	return ch
+}
+
+func (g *Gateway) redo(ctx context.Context, snap map[string]string, t *txn) error {
+	switch t.Type {
+	case "AddWatcher":
+		n, err := g.userName(ctx, t.NewValue)
+		if err != nil {
+			return err
+		}
+		snap["requestors"] = joinSet(append(splitSet(snap["requestors"]), n))
+	case "DelWatcher":
+		n, err := g.userName(ctx, t.OldValue)
+		if err != nil {
+			return err
+		}
+		snap["requestors"] = joinSet(slices.DeleteFunc(splitSet(snap["requestors"]), func(s string) bool { return s == n }))
+	}
+	return nil
+}
+
+func (f flexID) str() string { return string(f) }
+
+func maps(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func sortedKeys(m map[string]string) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// Owns says whether origin is a ticket of this RT: seq is one of its
+// transactions.
+func (g *Gateway) Owns(ctx context.Context, _ *foreign.State, origin uuid.UUID, seq uint64) (bool, error) {
+	var t txn
+	_, err := g.c.do(ctx, "GET", "/transaction/"+strconv.FormatUint(seq, 10), nil, nil, nil, &t)
+	if errors.Is(err, errNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return t.ObjectType == "RT::Ticket" && g.TicketOrigin(string(t.ObjectId)) == origin, nil
+}
+
+// Outbound: ticket properties RT takes, and new comments.
+func (g *Gateway) Outbound(ch *changeset.Change) ([]string, bool) {
+	switch ch.RecordType {
+	case TicketType:
+		var props []string
+		for _, p := range ch.Props {
+			if slices.Contains(writable, p.Name) {
+				props = append(props, p.Name)
+			}
+		}
+		if len(props) == 0 && ch.Op != changeset.Delete {
+			return nil, false
+		}
+		return props, true
+	case CommentType:
+		for _, p := range ch.Props {
+			if p.Name == "body" || ch.Op != changeset.Update {
+				return []string{"body"}, true
+			}
+		}
+	}
+	return nil, false
+}

@@ -1,0 +1,280 @@
+package rt
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/prophet-sync/prophet/foreign"
+	"github.com/prophet-sync/prophet/merge"
+	"github.com/prophet-sync/prophet/replica"
+)
+
+// server is a real RT 5 for the tests: .ci/rt up starts one and prints
+// its URL, which goes in PROPHET_RT_TEST_URL. Without it the tests skip,
+// unless PROPHET_REQUIRE_RT is set (CI sets it): then they fail.
+type server struct {
+	web  string
+	cred Credentials
+	c    *client
+}
+
+func rtServer(t *testing.T) *server {
+	t.Helper()
+	web := os.Getenv("PROPHET_RT_TEST_URL")
+	if web == "" {
+		if os.Getenv("PROPHET_REQUIRE_RT") != "" {
+			t.Fatal("PROPHET_REQUIRE_RT is set but PROPHET_RT_TEST_URL is not: start RT with .ci/rt up and export PROPHET_RT_TEST_URL")
+		}
+		t.Skip("no RT server: run .ci/rt up and export PROPHET_RT_TEST_URL=http://127.0.0.1:18280")
+	}
+	cred := Credentials{User: envOr("PROPHET_RT_TEST_USER", "root"), Password: envOr("PROPHET_RT_TEST_PASSWORD", "password")}
+	return &server{web: web, cred: cred, c: newClient(web, cred, 0, nil)}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// queue makes a new queue, so each test has a feed of its own.
+func (s *server) queue(t *testing.T) string {
+	t.Helper()
+	name := fmt.Sprintf("t-%s-%d", t.Name(), time.Now().UnixNano())
+	if len(name) > 60 {
+		name = name[:60]
+	}
+	if _, err := s.c.do(context.Background(), "POST", "/queue", nil, nil, map[string]any{"Name": name}, nil); err != nil {
+		t.Fatalf("making queue %s: %v", name, err)
+	}
+	return name
+}
+
+func (s *server) address(queue string) string {
+	return "rt:" + s.web + "/?queue=" + url.QueryEscape(queue)
+}
+
+func (s *server) createTicket(t *testing.T, queue, subject, content, requestor string) string {
+	t.Helper()
+	var out struct {
+		ID flexID `json:"id"`
+	}
+	body := map[string]any{"Queue": queue, "Subject": subject, "Content": content, "Requestor": requestor}
+	if _, err := s.c.do(context.Background(), "POST", "/ticket", nil, nil, body, &out); err != nil {
+		t.Fatalf("creating a ticket in RT: %v", err)
+	}
+	return string(out.ID)
+}
+
+func (s *server) ticket(t *testing.T, id string) *ticket {
+	t.Helper()
+	tk, _, err := (&Gateway{c: s.c}).getTicket(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tk
+}
+
+func (s *server) set(t *testing.T, id string, fields map[string]any) {
+	t.Helper()
+	if _, err := s.c.do(context.Background(), "PUT", "/ticket/"+id, nil, nil, fields, nil); err != nil {
+		t.Fatalf("editing ticket %s in RT: %v", id, err)
+	}
+}
+
+// gateway is one gateway replica with its foreign replica for an address.
+type gateway struct {
+	local *merge.Local
+	f     *foreign.Foreign
+	gw    *Gateway
+}
+
+func (s *server) gateway(t *testing.T, dir, addr string) *gateway {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := os.Stat(dir); os.IsNotExist(err) {
+		r, err := replica.Init(dir, uuid.Nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+	}
+	local, err := merge.Open(ctx, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := New(Config{Address: addr, Credentials: s.cred})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := foreign.Open(local, gw, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gateway{local: local, f: f, gw: gw}
+	t.Cleanup(func() { g.close() })
+	return g
+}
+
+func (g *gateway) close() {
+	if g.f != nil {
+		g.f.Close()
+		g.local.Close()
+		g.f = nil
+	}
+}
+
+func (g *gateway) pull(t *testing.T) merge.Report {
+	t.Helper()
+	rep, err := g.f.Pull(context.Background(), nil)
+	if err != nil {
+		t.Fatalf("pull: %v", err)
+	}
+	return rep
+}
+
+func (g *gateway) push(t *testing.T) foreign.PushReport {
+	t.Helper()
+	rep, err := g.f.Push(context.Background())
+	if err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	if rep.Errored > 0 {
+		t.Fatalf("push: %d ops failed: %v", rep.Errored, rep.Errors)
+	}
+	return rep
+}
+
+func (g *gateway) record(t *testing.T, typ string, id uuid.UUID) *replica.Record {
+	t.Helper()
+	rec, err := g.local.R.Get(typ, id)
+	if err != nil {
+		t.Fatalf("get %s %s: %v", typ, id, err)
+	}
+	return rec
+}
+
+func (g *gateway) list(t *testing.T, typ string) []*replica.Record {
+	t.Helper()
+	var recs []*replica.Record
+	if err := g.local.R.List(typ, nil, func(r *replica.Record) error { recs = append(recs, r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+func (g *gateway) verify(t *testing.T) {
+	t.Helper()
+	rep, err := g.local.R.Verify(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() {
+		t.Fatalf("verify: %v", rep.Problems)
+	}
+}
+
+func TestPullEditPushPull(t *testing.T) {
+	s := rtServer(t)
+	q := s.queue(t)
+	id := s.createTicket(t, q, "printer on fire", "it burns\nreally", "bob@example.com")
+	g := s.gateway(t, filepath.Join(t.TempDir(), "bob"), s.address(q))
+
+	if rep := g.pull(t); rep.Integrated != 1 {
+		t.Fatalf("first pull integrated %d changesets, want 1 (the ticket's Create)", rep.Integrated)
+	}
+	tu := g.gw.TicketOrigin(id)
+	rec := g.record(t, TicketType, tu)
+	for k, want := range map[string]string{"subject": "printer on fire", "status": "new", "queue": q, "requestors": "bob@example.com", "owner": "Nobody"} {
+		if got := rec.Get(k); got != want {
+			t.Errorf("ticket %s = %q, want %q", k, got, want)
+		}
+	}
+	comments := g.list(t, CommentType)
+	if len(comments) != 1 || comments[0].Get("body") != "it burns\nreally" || comments[0].Get("kind") != "create" || comments[0].Get("ticket") != tu.String() {
+		t.Fatalf("comments after the pull: %+v", comments)
+	}
+
+	// Edit here, push, and RT has it.
+	ctx := context.Background()
+	if _, err := g.local.R.Commit(ctx, replica.Edit{Type: TicketType, Record: tu, Op: replica.Update,
+		Set: map[string]string{"subject": "printer fixed", "status": "resolved"}}); err != nil {
+		t.Fatal(err)
+	}
+	cm, err := g.local.R.Commit(ctx, replica.Edit{Type: CommentType, Op: replica.Create,
+		Set: map[string]string{"ticket": tu.String(), "body": "swapped the fuser", "kind": "comment"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := g.push(t); rep.Completed != 2 {
+		t.Fatalf("push completed %d ops, want 2: %+v", rep.Completed, rep)
+	}
+	tk := s.ticket(t, id)
+	if tk.Subject != "printer fixed" || tk.Status != "resolved" {
+		t.Fatalf("RT has subject %q status %q after the push", tk.Subject, tk.Status)
+	}
+
+	// The pull after it brings nothing back: our own transactions are
+	// known exactly.
+	latest := g.local.R.LatestSeq()
+	if rep := g.pull(t); rep.Integrated != 0 {
+		t.Fatalf("the pull after our push integrated %d changesets, want 0 (echoes)", rep.Integrated)
+	}
+	if g.local.R.LatestSeq() != latest {
+		t.Fatalf("the log grew from %d to %d on a pull of our own echoes", latest, g.local.R.LatestSeq())
+	}
+	if got := g.list(t, CommentType); len(got) != 2 {
+		t.Fatalf("%d comments after the pull, want 2", len(got))
+	}
+	_ = cm
+
+	// A change made in RT comes over, with its old value checked.
+	s.set(t, id, map[string]any{"Priority": 7})
+	if rep := g.pull(t); rep.Integrated != 1 || rep.Conflicts != 0 {
+		t.Fatalf("pull of an RT edit: %+v", rep)
+	}
+	if got := g.record(t, TicketType, tu).Get("priority"); got != "7" {
+		t.Fatalf("priority %q after pulling RT's edit, want 7", got)
+	}
+	g.verify(t)
+}
+
+func TestPushNewTicket(t *testing.T) {
+	s := rtServer(t)
+	q := s.queue(t)
+	g := s.gateway(t, filepath.Join(t.TempDir(), "bob"), s.address(q))
+	ctx := context.Background()
+	cs, err := g.local.R.Commit(ctx, replica.Edit{Type: TicketType, Op: replica.Create,
+		Set: map[string]string{"subject": "made offline", "requestors": "carol@example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tu := cs.Changes[0].Record
+	if rep := g.push(t); rep.Completed != 1 {
+		t.Fatalf("push: %+v", rep)
+	}
+	remote, ok, err := g.f.State().Remote(foreign.Ref{Type: TicketType, Record: tu})
+	if err != nil || !ok {
+		t.Fatalf("no remote ticket recorded for the pushed record (%v)", err)
+	}
+	rec := g.record(t, TicketType, tu)
+	if rec.Get("status") != "new" || rec.Get("queue") != q || rec.Get("created") == "" {
+		t.Fatalf("the record did not take what RT assigned: %+v", rec.Props)
+	}
+	if rep := g.pull(t); rep.Integrated != 0 {
+		t.Fatalf("the pull after creating %s integrated %d changesets, want 0", remote, rep.Integrated)
+	}
+	// A second push changes nothing.
+	if rep := g.push(t); rep.Queued != 0 || rep.Completed != 0 {
+		t.Fatalf("second push: %+v", rep)
+	}
+	g.verify(t)
+}
