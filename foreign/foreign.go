@@ -326,7 +326,9 @@ type PushReport struct {
 	Completed int
 	Errored   int
 	Dropped   int
-	Errors    []error
+	Waiting   int     // ops left queued for the next push (see Wait)
+	Wait      []error // why they wait
+	Errors    []error // one per errored op
 }
 
 // Push sends the gateway replica's changes that the remote lacks: it reads
@@ -341,6 +343,7 @@ func (f *Foreign) Push(ctx context.Context) (PushReport, error) {
 	}
 	run, err := f.st.Run(ctx, Outbound, f.o.Workers, f.o.Clock, f.apply)
 	rep.Completed, rep.Errored, rep.Dropped, rep.Errors = run.Completed, run.Errored, run.Dropped, run.Errors
+	rep.Waiting, rep.Wait = run.Waiting, run.Wait
 	return rep, err
 }
 

@@ -326,7 +326,11 @@ func (s *State) finish(op *Op, st OpState, reason string, now time.Time, extra f
 // RunReport counts what Run did.
 type RunReport struct {
 	Completed, Errored, Dropped int
-	Errors                      []error // one per errored op
+	// Waiting ops stay queued for the next run: they need another op
+	// first, or the remote could not be reached (Wait says why).
+	Waiting int
+	Wait    []error
+	Errors  []error // one per errored op
 }
 
 // ErrDrop is returned by an op's handler to mark it Dropped rather than
@@ -372,6 +376,7 @@ func (s *State) Run(ctx context.Context, dir Direction, workers int, now func() 
 			ready = append(ready, op)
 		}
 		if len(ready) == 0 {
+			rep.Waiting = len(later)
 			return rep, nil
 		}
 		var (
@@ -397,7 +402,7 @@ func (s *State) Run(ctx context.Context, dir Direction, workers int, now func() 
 				case herr == nil:
 				case errors.Is(herr, ErrDrop):
 					st, reason = Dropped, herr.Error()
-				case errors.Is(herr, ErrLater):
+				case errors.Is(herr, ErrLater) || Transient(herr):
 					st, reason, extra = Queued, herr.Error(), nil
 				case ctx.Err() != nil:
 					// Stopped, not failed: it runs again next time.
@@ -410,6 +415,7 @@ func (s *State) Run(ctx context.Context, dir Direction, workers int, now func() 
 				defer mu.Unlock()
 				if st == Queued {
 					later[op.ID] = true
+					rep.Wait = append(rep.Wait, fmt.Errorf("%s: %w", op.Ref, herr))
 				} else {
 					progress = true
 				}

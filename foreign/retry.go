@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 )
@@ -157,6 +158,21 @@ func (r *Retry) log(msg string, req *http.Request, try int, wait time.Duration, 
 		return
 	}
 	r.Logger.Info(msg, append([]any{"method", req.Method, "url", req.URL.Redacted(), "try", try, "wait", wait}, kv...)...)
+}
+
+// Transient says whether err is the remote being unreachable or refusing
+// for now (after the retries): an op that meets it stays queued for the
+// next push instead of failing.
+func Transient(err error) bool {
+	var rl *RateLimitError
+	if errors.As(err, &rl) {
+		return true
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) && !errors.Is(err, context.Canceled) {
+		return true
+	}
+	return transient(err)
 }
 
 // transient says whether a transport error may pass if tried again.

@@ -199,11 +199,28 @@ type txn struct {
 const txnFields = "Type,Created,Creator,Field,OldValue,NewValue,ObjectId,ObjectType"
 
 type page[T any] struct {
-	Items    []T    `json:"items"`
-	Page     int    `json:"page"`
-	Pages    int    `json:"pages"`
-	Total    int    `json:"total"`
-	NextPage string `json:"next_page"`
+	Items    []T     `json:"items"`
+	Page     flexInt `json:"page"`
+	Pages    flexInt `json:"pages"`
+	Total    flexInt `json:"total"`
+	NextPage string  `json:"next_page"`
+}
+
+// flexInt is a count REST2 writes as 3, "3" or, for an empty result, 0.0.
+type flexInt int
+
+func (f *flexInt) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	if s == "null" || s == "" {
+		*f = 0
+		return nil
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return fmt.Errorf("rt: a count RT wrote is not a number: %s", b)
+	}
+	*f = flexInt(v)
+	return nil
 }
 
 // ticket is GET /ticket/N.

@@ -70,9 +70,12 @@ func (g *Gateway) applyTicket(ctx context.Context, st *foreign.State, op *foreig
 		if rec == nil {
 			return foreign.Applied{}, nil // made and deleted before it ever reached RT
 		}
-		id, found, err := g.findTicket(ctx, op.Ref.Record, rec.Get("subject"), op.Created)
-		if err != nil {
-			return foreign.Applied{}, err
+		var id string
+		found := false
+		if op.Attempts > 1 { // a retry: the first try may have made it
+			if id, found, err = g.findTicket(ctx, op.Ref.Record, rec.Get("subject"), op.Created); err != nil {
+				return foreign.Applied{}, err
+			}
 		}
 		if !found {
 			return g.createTicket(ctx, st, op, rec)
@@ -120,7 +123,7 @@ func (g *Gateway) findTicket(ctx context.Context, id uuid.UUID, subject string, 
 func sqlQuote(s string) string { return strings.ReplaceAll(s, "'", `\'`) }
 
 func (g *Gateway) createTicket(ctx context.Context, st *foreign.State, op *foreign.Op, rec *replica.Record) (foreign.Applied, error) {
-	body := rtFields(rec, writable)
+	body := rtFields(rec, g.writable())
 	if _, ok := body["Queue"]; !ok {
 		body["Queue"] = g.defaultQueue()
 	}
@@ -142,7 +145,7 @@ func (g *Gateway) createTicket(ctx context.Context, st *foreign.State, op *forei
 		}
 		created.ID = flexID(id)
 	}
-	return g.settle(ctx, op, string(created.ID), 0)
+	return g.settle(ctx, op, rec, string(created.ID), 0)
 }
 
 func (g *Gateway) defaultQueue() string {
@@ -155,7 +158,7 @@ func (g *Gateway) defaultQueue() string {
 // settle reads the ticket after our write: the transactions of ours after
 // `after` are the echoes to skip, and its values are what the record
 // takes.
-func (g *Gateway) settle(ctx context.Context, op *foreign.Op, id string, after uint64) (foreign.Applied, error) {
+func (g *Gateway) settle(ctx context.Context, op *foreign.Op, rec *replica.Record, id string, after uint64) (foreign.Applied, error) {
 	t, _, err := g.getTicket(ctx, id)
 	if err != nil {
 		return foreign.Applied{}, err
@@ -187,7 +190,8 @@ func (g *Gateway) settle(ctx context.Context, op *foreign.Op, id string, after u
 	// derives; everything, for a new ticket): not the other properties,
 	// which a newer local change may be on its way to set.
 	for k, v := range snap {
-		if op.Create || slices.Contains(op.Props, k) || slices.Contains(derived, k) {
+		newQueue := k == "queue" && op.Create && rec.Get("queue") == "" // the queue it went in
+		if (op.Create && slices.Contains(g.writable(), k)) || newQueue || slices.Contains(op.Props, k) || slices.Contains(derived, k) {
 			a.Report[k] = v
 		}
 	}
@@ -246,7 +250,7 @@ func (g *Gateway) updateTicket(ctx context.Context, st *foreign.State, op *forei
 		if err != nil {
 			return foreign.Applied{}, err
 		}
-		a, err := g.settle(ctx, op, id, before)
+		a, err := g.settle(ctx, op, rec, id, before)
 		if err != nil {
 			return a, err
 		}

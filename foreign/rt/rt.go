@@ -29,6 +29,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"regexp"
@@ -77,6 +78,9 @@ type Config struct {
 	Address     string // rt:http://HOST:PORT/?queue=General
 	Credentials Credentials
 	Timeout     time.Duration // per request (default 60s)
+	// Transport carries the requests, under the retries (default
+	// http.DefaultTransport).
+	Transport http.RoundTripper
 }
 
 // CredentialsFromEnv reads PROPHET_RT_USER, PROPHET_RT_PASSWORD and
@@ -128,7 +132,20 @@ func New(cfg Config) (*Gateway, error) {
 	g := &Gateway{url: canonical, web: web, queue: queue, user: cfg.Credentials.User,
 		users: map[string]string{}, queues: map[string]string{}}
 	g.c = newClient(web, cfg.Credentials, cfg.Timeout, func() { g.requests.Add(1) })
+	if cfg.Transport != nil {
+		g.c.hc.Transport = &foreign.Retry{Next: cfg.Transport}
+	}
 	return g, nil
+}
+
+// writable are the ticket properties a push sets. A foreign replica of
+// one queue puts every ticket in its queue and moves none: a ticket
+// relayed from another queue (or server) keeps the queue it came from.
+func (g *Gateway) writable() []string {
+	if g.queue == "" {
+		return writable
+	}
+	return slices.DeleteFunc(slices.Clone(writable), func(p string) bool { return p == "queue" })
 }
 
 func (g *Gateway) Kind() string      { return "rt" }
@@ -717,7 +734,20 @@ func (g *Gateway) Owns(ctx context.Context, _ *foreign.State, origin uuid.UUID, 
 	if err != nil {
 		return false, err
 	}
-	return t.ObjectType == "RT::Ticket" && g.TicketOrigin(string(t.ObjectId)) == origin, nil
+	if t.ObjectType != "RT::Ticket" || g.TicketOrigin(string(t.ObjectId)) != origin {
+		return false, nil
+	}
+	if g.queue == "" {
+		return true, nil
+	}
+	// A ticket of this server, but of this foreign replica only if it is
+	// in its queue.
+	tk, _, err := g.getTicket(ctx, string(t.ObjectId))
+	if err != nil {
+		return false, err
+	}
+	q, err := g.queueName(ctx, string(tk.Queue.ID))
+	return q == g.queue, err
 }
 
 // Outbound: ticket properties RT takes, and new comments.
@@ -726,7 +756,7 @@ func (g *Gateway) Outbound(ch *changeset.Change) ([]string, bool) {
 	case TicketType:
 		var props []string
 		for _, p := range ch.Props {
-			if slices.Contains(writable, p.Name) {
+			if slices.Contains(g.writable(), p.Name) {
 				props = append(props, p.Name)
 			}
 		}

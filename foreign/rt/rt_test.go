@@ -46,7 +46,7 @@ func envOr(k, def string) string {
 }
 
 // queue makes a new queue, so each test has a feed of its own.
-func (s *server) queue(t *testing.T) string {
+func (s *server) queue(t testing.TB) string {
 	t.Helper()
 	name := fmt.Sprintf("t-%s-%d", t.Name(), time.Now().UnixNano())
 	if len(name) > 60 {
@@ -62,7 +62,7 @@ func (s *server) address(queue string) string {
 	return "rt:" + s.web + "/?queue=" + url.QueryEscape(queue)
 }
 
-func (s *server) createTicket(t *testing.T, queue, subject, content, requestor string) string {
+func (s *server) createTicket(t testing.TB, queue, subject, content, requestor string) string {
 	t.Helper()
 	var out struct {
 		ID flexID `json:"id"`
@@ -74,7 +74,7 @@ func (s *server) createTicket(t *testing.T, queue, subject, content, requestor s
 	return string(out.ID)
 }
 
-func (s *server) ticket(t *testing.T, id string) *ticket {
+func (s *server) ticket(t testing.TB, id string) *ticket {
 	t.Helper()
 	tk, _, err := (&Gateway{c: s.c}).getTicket(context.Background(), id)
 	if err != nil {
@@ -83,7 +83,7 @@ func (s *server) ticket(t *testing.T, id string) *ticket {
 	return tk
 }
 
-func (s *server) set(t *testing.T, id string, fields map[string]any) {
+func (s *server) set(t testing.TB, id string, fields map[string]any) {
 	t.Helper()
 	if _, err := s.c.do(context.Background(), "PUT", "/ticket/"+id, nil, nil, fields, nil); err != nil {
 		t.Fatalf("editing ticket %s in RT: %v", id, err)
