@@ -442,3 +442,30 @@ func (s *State) Run(ctx context.Context, dir Direction, workers int, now func() 
 		}
 	}
 }
+
+// Requeue puts the errored ops back in the queue (those of record, when
+// not nil), for the next push: after the cause is fixed (a missing queue
+// made, a right granted). It returns how many.
+func (s *State) Requeue(record *uuid.UUID, now time.Time) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ops, err := s.Ops(nil)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	err = s.Update(func(w *Writer) error {
+		for _, op := range ops {
+			if op.State != Errored || (record != nil && op.Ref.Record != *record) {
+				continue
+			}
+			op.State, op.Reason, op.Updated = Queued, "queued again by hand after: "+op.Reason, now
+			if err := w.putOp(op); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}

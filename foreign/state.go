@@ -31,10 +31,11 @@ func (r Ref) String() string { return r.Type + " " + r.Record.String() }
 //
 // Every write is one synced Pebble batch.
 type State struct {
-	db  *pebble.DB
-	dir string
-	mu  sync.Mutex // orders op transitions (ops.go)
-	op  uint64     // last op ID given
+	db     *pebble.DB
+	dir    string
+	mu     sync.Mutex // orders op transitions (ops.go)
+	op     uint64     // last op ID given
+	closed bool
 }
 
 // Key prefixes of the state DB (one byte each; DESIGN.md lists them).
@@ -87,8 +88,16 @@ func (quietLogger) Fatalf(format string, args ...any) {
 	panic(fmt.Sprintf(format, args...))
 }
 
-// Close closes the state handle.
-func (s *State) Close() error { return s.db.Close() }
+// Close closes the state handle (again: nothing).
+func (s *State) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	return s.db.Close()
+}
 
 // Dir is where the state handle lives.
 func (s *State) Dir() string { return s.dir }

@@ -113,7 +113,11 @@ func (c *client) do(ctx context.Context, method, path string, q url.Values, hdr 
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("rt: %s %s: %w", method, redact(u), err)
+		var rl *foreign.RateLimitError
+		if errors.As(err, &rl) || ctx.Err() != nil {
+			return nil, fmt.Errorf("rt: %s %s: %w", method, redact(u), err)
+		}
+		return nil, fmt.Errorf("rt: cannot reach RT at %s (%w): check the address, and that RT runs there; nothing was lost, run the command again", strings.TrimSuffix(c.api, "/REST/2.0"), err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))

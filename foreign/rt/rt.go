@@ -66,9 +66,10 @@ type Gateway struct {
 	queue string
 	user  string
 
-	mu     sync.Mutex
-	users  map[string]string // user ID -> name
-	queues map[string]string // queue ID -> name
+	mu      sync.Mutex
+	queueOK bool              // the queue exists (checkQueue)
+	users   map[string]string // user ID -> name
+	queues  map[string]string // queue ID -> name
 
 	requests atomic.Int64
 }
@@ -173,8 +174,12 @@ func (g *Gateway) feedQuery(after uint64) string {
 	return q
 }
 
-// Latest is the newest transaction of the feed: one request.
+// Latest is the newest transaction of the feed: one request (two the
+// first time, when the queue is checked).
 func (g *Gateway) Latest(ctx context.Context, _ *foreign.State) (uint64, error) {
+	if err := g.checkQueue(ctx); err != nil {
+		return 0, err
+	}
 	var p page[txn]
 	q := url.Values{"query": {g.feedQuery(0)}, "orderby": {"id"}, "order": {"DESC"}, "per_page": {"1"}}
 	if _, err := g.c.do(ctx, "GET", "/transactions", q, nil, nil, &p); err != nil {
@@ -184,6 +189,32 @@ func (g *Gateway) Latest(ctx context.Context, _ *foreign.State) (uint64, error) 
 		return 0, nil
 	}
 	return p.Items[0].ID.uint(), nil
+}
+
+// checkQueue makes sure, once per gateway, that the queue exists: RT
+// answers a search of an unknown queue with nothing, which would look like
+// a queue with no tickets.
+func (g *Gateway) checkQueue(ctx context.Context) error {
+	if g.queue == "" {
+		return nil
+	}
+	g.mu.Lock()
+	checked := g.queueOK
+	g.mu.Unlock()
+	if checked {
+		return nil
+	}
+	_, err := g.c.do(ctx, "GET", "/queue/"+url.PathEscape(g.queue), nil, nil, nil, nil)
+	if errors.Is(err, errNotFound) {
+		return fmt.Errorf("rt: %s has no queue %q, or user %s cannot see it: check the address's queue= and the user's rights", g.web, g.queue, g.user)
+	}
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	g.queueOK = true
+	g.mu.Unlock()
+	return nil
 }
 
 const pageSize = 100

@@ -169,15 +169,25 @@ func (c *call) sync(ctx context.Context, f *syncFlags, push bool) (err error) {
 	if f.dryRun && f.prefer != "" {
 		return usagef("%s: --dry-run settles nothing, so --prefer does not go with it; drop one", c.cmd.name)
 	}
+	arg := ""
+	if len(c.args) > 0 {
+		arg = c.args[0]
+	}
+	if isForeign(arg) {
+		// A push to a foreign replica writes here too: what the remote
+		// assigned, and the state handle.
+		here, err := c.openLocal(ctx, c.dir, true)
+		if err != nil {
+			return err
+		}
+		defer c.closeLocal(here, &err)
+		return c.syncForeign(ctx, f, push, here, arg)
+	}
 	here, err := c.openLocal(ctx, c.dir, !push && !f.dryRun)
 	if err != nil {
 		return err
 	}
 	defer c.closeLocal(here, &err)
-	arg := ""
-	if len(c.args) > 0 {
-		arg = c.args[0]
-	}
 	loc, err := c.locate(arg)
 	if err != nil {
 		return err

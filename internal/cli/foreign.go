@@ -1,0 +1,313 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/prophet-sync/prophet/foreign"
+	"github.com/prophet-sync/prophet/foreign/rt"
+	"github.com/prophet-sync/prophet/merge"
+)
+
+// foreignPrefixes are the address forms of the foreign replicas.
+var foreignPrefixes = []string{"rt:"}
+
+func isForeign(s string) bool {
+	for _, p := range foreignPrefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// gateway makes the gateway for a foreign address, with credentials from
+// the caller's environment.
+func (c *call) gateway(addr string) (foreign.Gateway, error) {
+	switch {
+	case strings.HasPrefix(addr, "rt:"):
+		cred := rt.Credentials{User: c.getenv("PROPHET_RT_USER"), Password: c.getenv("PROPHET_RT_PASSWORD"), Token: c.getenv("PROPHET_RT_TOKEN")}
+		g, err := rt.New(rt.Config{Address: addr, Credentials: cred})
+		if err != nil {
+			return nil, userf(err, "%v", err)
+		}
+		return g, nil
+	}
+	return nil, usagef("%s is not a foreign replica address (rt:http://HOST/?queue=NAME)", addr)
+}
+
+// foreignURL is the canonical address of a foreign replica (no
+// credentials needed).
+func foreignURL(addr string) (string, error) {
+	switch {
+	case strings.HasPrefix(addr, "rt:"):
+		_, _, canonical, err := rt.ParseAddress(addr)
+		if err != nil {
+			return "", usagef("%v", err)
+		}
+		return canonical, nil
+	}
+	return "", usagef("%s is not a foreign replica address (rt:http://HOST/?queue=NAME)", addr)
+}
+
+func (c *call) openForeign(here *merge.Local, addr string) (*foreign.Foreign, error) {
+	gw, err := c.gateway(addr)
+	if err != nil {
+		return nil, err
+	}
+	f, err := foreign.Open(here, gw, &foreign.Options{Creator: gw.Kind() + "-gateway"})
+	if errors.Is(err, foreign.ErrStateLocked) {
+		return nil, userf(err, "%v", err)
+	}
+	return f, err
+}
+
+// syncForeign pulls from or pushes to a foreign replica.
+func (c *call) syncForeign(ctx context.Context, f *syncFlags, push bool, here *merge.Local, addr string) error {
+	if f.dryRun || f.force || f.live {
+		return usagef("%s %s: --dry-run, --force and --live are for prophet replicas, not foreign ones", c.cmd.name, addr)
+	}
+	fr, err := c.openForeign(here, addr)
+	if err != nil {
+		return err
+	}
+	defer fr.Close()
+	if push {
+		if f.prefer != "" {
+			return usagef("push %s: --prefer goes with pull (a push to a foreign replica settles nothing: pull first)", addr)
+		}
+		rep, err := fr.Push(ctx)
+		if err != nil {
+			return err
+		}
+		return c.writeForeignPush(rep, addr)
+	}
+	opts := c.mergeOptions()
+	switch f.prefer {
+	case "mine":
+		opts.Resolver = merge.Mine
+	case "theirs":
+		opts.Resolver = merge.Theirs
+	}
+	rep, err := fr.Pull(ctx, opts)
+	if err != nil {
+		return c.explainMerge(err, rep, here, location{url: addr}, false, false)
+	}
+	return c.writeSyncReport(rep, location{url: addr}, addr, absDir(here.R.Dir()), false)
+}
+
+type foreignPushJSON struct {
+	Target    string   `json:"target"`
+	Read      int      `json:"read"`
+	Owned     int      `json:"owned"`
+	Queued    int      `json:"queued"`
+	Completed int      `json:"completed"`
+	Errored   int      `json:"errored"`
+	Dropped   int      `json:"dropped"`
+	Waiting   int      `json:"waiting"`
+	Errors    []string `json:"errors,omitempty"`
+	Wait      []string `json:"wait,omitempty"`
+}
+
+func (c *call) writeForeignPush(rep foreign.PushReport, addr string) error {
+	j := foreignPushJSON{Target: addr, Read: rep.Read, Owned: rep.Owned, Queued: rep.Queued, Completed: rep.Completed,
+		Errored: rep.Errored, Dropped: rep.Dropped, Waiting: rep.Waiting}
+	for _, e := range rep.Errors {
+		j.Errors = append(j.Errors, e.Error())
+	}
+	for _, e := range rep.Wait {
+		j.Wait = append(j.Wait, e.Error())
+	}
+	if c.json {
+		if err := writeJSON(c.out, j); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(c.out, "pushed to %s: %d changes sent, %d failed, %d waiting (%d changesets read, %d of them from there)\n",
+			addr, rep.Completed, rep.Errored, rep.Waiting, rep.Read, rep.Owned)
+		for _, e := range j.Errors {
+			fmt.Fprintf(c.stderr, "  failed: %s\n", e)
+		}
+		for _, e := range j.Wait {
+			fmt.Fprintf(c.stderr, "  waiting: %s\n", e)
+		}
+	}
+	if rep.Errored > 0 {
+		return userf(nil, "%d changes did not reach %s (above); the others did; see prophet foreign ops %s", rep.Errored, addr, addr)
+	}
+	return c.writeErr()
+}
+
+var foreignCmd = &command{
+	name:    "foreign",
+	args:    "list | ops ADDRESS [--record UUID] [--all] | retry ADDRESS [--record UUID]",
+	summary: "the foreign replicas this replica gateways to, and their sync operations",
+	detail: `
+Foreign replicas are trackers this replica pulls from and pushes to
+(prophet pull rt:http://HOST/?queue=NAME). Each has a state handle of its
+own under REPLICA/foreign/UUID: the push position, the pull cursor, remote
+ID <-> record maps, and the sync operations.
+
+  foreign list          one line per foreign replica: its UUID, address,
+                        pull cursor and push position
+  foreign ops ADDRESS   the sync operations (the audit trail), oldest
+                        first: ID, direction, state, record, version,
+                        and why; --record ID keeps one record's; without
+                        --all, completed inbound ones are left out
+  foreign retry ADDRESS the errored outbound operations (of one record,
+                        with --record) go back in the queue, for the next
+                        prophet push ADDRESS: once what failed them is
+                        fixed (a queue made, a right granted)
+
+RT's credentials come from PROPHET_RT_USER with PROPHET_RT_PASSWORD or
+PROPHET_RT_TOKEN; they are never printed or stored.`,
+	mode: openRead,
+	json: true,
+	min:  1, max: 2,
+	setup: func(fs *flag.FlagSet) runFunc {
+		rec := fs.String("record", "", "ops: only those of this record (`UUID`)")
+		all := fs.Bool("all", false, "ops: also the completed inbound ones")
+		return func(ctx context.Context, c *call) error { return c.foreign(*rec, *all) }
+	},
+}
+
+type foreignJSON struct {
+	UUID         string `json:"uuid"`
+	Address      string `json:"address"`
+	Cursor       string `json:"cursor"`
+	PushPosition uint64 `json:"push_position"`
+}
+
+type opJSON struct {
+	ID       uint64    `json:"id"`
+	Dir      string    `json:"direction"`
+	State    string    `json:"state"`
+	Type     string    `json:"type"`
+	Record   string    `json:"record"`
+	Remote   string    `json:"remote,omitempty"`
+	Version  int64     `json:"version"`
+	Props    []string  `json:"props,omitempty"`
+	By       uint64    `json:"by,omitempty"`
+	Reason   string    `json:"reason,omitempty"`
+	Attempts int       `json:"attempts,omitempty"`
+	Created  time.Time `json:"created"`
+	Updated  time.Time `json:"updated"`
+}
+
+func (c *call) foreign(recArg string, all bool) error {
+	dirs, _ := filepath.Glob(filepath.Join(c.dir, "foreign", "*"))
+	switch c.args[0] {
+	case "list":
+		if len(c.args) != 1 {
+			return usagef("foreign list takes no address")
+		}
+		for _, d := range dirs {
+			st, err := foreign.OpenState(d)
+			if err != nil {
+				return userf(err, "%v", err)
+			}
+			j := foreignJSON{UUID: filepath.Base(d)}
+			j.Address, _ = st.Meta("url")
+			j.Cursor, _ = st.Cursor("feed")
+			j.PushPosition, err = st.PushPosition()
+			st.Close()
+			if err != nil {
+				return err
+			}
+			if c.json {
+				if err := writeJSON(c.out, j); err != nil {
+					return err
+				}
+				continue
+			}
+			fmt.Fprintf(c.out, "%s %s pulled-to=%s pushed-to=%d\n", j.UUID, j.Address, orNone(j.Cursor), j.PushPosition)
+		}
+		return c.writeErr()
+	case "ops", "retry":
+		if len(c.args) != 2 {
+			return usagef("foreign %s takes the foreign replica's ADDRESS", c.args[0])
+		}
+		canonical, err := foreignURL(c.args[1])
+		if err != nil {
+			return err
+		}
+		d := filepath.Join(c.dir, "foreign", foreign.NameUUID(canonical).String())
+		if _, err := os.Stat(d); err != nil {
+			return userf(nil, "this replica never synced with %s (no %s)", canonical, d)
+		}
+		st, err := foreign.OpenState(d)
+		if err != nil {
+			return userf(err, "%v", err)
+		}
+		defer st.Close()
+		var filter *foreign.Ref
+		if recArg != "" {
+			id, err := uuid.Parse(recArg)
+			if err != nil {
+				return usagef("--record %q: give the record's UUID", recArg)
+			}
+			filter = &foreign.Ref{Record: id}
+		}
+		if c.args[0] == "retry" {
+			var rec *uuid.UUID
+			if filter != nil {
+				rec = &filter.Record
+			}
+			n, err := st.Requeue(rec, time.Now())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.out, "%d errored operations queued again; prophet push %s runs them\n", n, c.args[1])
+			return c.writeErr()
+		}
+		ops, err := st.Ops(nil)
+		if err != nil {
+			return err
+		}
+		for _, op := range ops {
+			if filter != nil && op.Ref.Record != filter.Record {
+				continue
+			}
+			if !all && op.Dir == foreign.Inbound && op.State == foreign.Completed {
+				continue
+			}
+			j := opJSON{ID: op.ID, Dir: op.Dir.String(), State: op.State.String(), Type: op.Ref.Type, Record: op.Ref.Record.String(),
+				Remote: op.Remote, Version: op.Version, Props: op.Props, By: op.By, Reason: op.Reason, Attempts: op.Attempts,
+				Created: op.Created.UTC(), Updated: op.Updated.UTC()}
+			if c.json {
+				if err := writeJSON(c.out, j); err != nil {
+					return err
+				}
+				continue
+			}
+			line := fmt.Sprintf("%d %s %s %s %s v%d", j.ID, j.Dir, j.State, j.Type, j.Record, j.Version)
+			if j.Remote != "" {
+				line += " " + j.Remote
+			}
+			if j.By != 0 {
+				line += fmt.Sprintf(" by=%d", j.By)
+			}
+			if j.Reason != "" {
+				line += ": " + j.Reason
+			}
+			fmt.Fprintln(c.out, line)
+		}
+		return c.writeErr()
+	}
+	return usagef("foreign takes list or ops ADDRESS; run prophet foreign --help")
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "never"
+	}
+	return s
+}
