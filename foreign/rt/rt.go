@@ -134,7 +134,7 @@ func New(cfg Config) (*Gateway, error) {
 		users: map[string]string{}, queues: map[string]string{}}
 	g.c = newClient(web, cfg.Credentials, cfg.Timeout, func() { g.requests.Add(1) })
 	if cfg.Transport != nil {
-		g.c.hc.Transport = &foreign.Retry{Next: cfg.Transport}
+		g.c.hc.Transport = &foreign.Retry{Next: cfg.Transport, Attempts: 4}
 	}
 	return g, nil
 }
@@ -204,12 +204,14 @@ func (g *Gateway) checkQueue(ctx context.Context) error {
 	if checked {
 		return nil
 	}
-	_, err := g.c.do(ctx, "GET", "/queue/"+url.PathEscape(g.queue), nil, nil, nil, nil)
-	if errors.Is(err, errNotFound) {
-		return fmt.Errorf("rt: %s has no queue %q, or user %s cannot see it: check the address's queue= and the user's rights", g.web, g.queue, g.user)
-	}
-	if err != nil {
+	// A search by name, not GET /queue/NAME: a name may hold a "/".
+	var pg page[struct{}]
+	query := []map[string]any{{"field": "Name", "value": g.queue}}
+	if _, err := g.c.do(ctx, "POST", "/queues", url.Values{"per_page": {"1"}}, nil, query, &pg); err != nil {
 		return err
+	}
+	if pg.Total == 0 {
+		return fmt.Errorf("rt: %s has no queue %q, or user %s cannot see it: check the address's queue= and the user's rights", g.web, g.queue, g.user)
 	}
 	g.mu.Lock()
 	g.queueOK = true

@@ -76,6 +76,12 @@ func TestScripts(t *testing.T) {
 		RequireUniqueNames: true,
 		UpdateScripts:      os.Getenv("UPDATE_SCRIPTS") != "",
 		Setup:              setup,
+		Condition: func(cond string) (bool, error) {
+			if cond == "rt" {
+				return rtCondition()
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exits":      cmdExits,
 			"hold":       cmdHold,
@@ -89,6 +95,9 @@ func TestScripts(t *testing.T) {
 			"genrecords": cmdGenRecords,
 			"waitmatch":  cmdWaitMatch,
 			"cutproxy":   cmdCutProxy,
+			"rtqueue":    cmdRTQueue,
+			"rtticket":   cmdRTTicket,
+			"rtsubject":  cmdRTSubject,
 		},
 	})
 }
