@@ -14,6 +14,8 @@
 //	        Pebble scanning the same log
 //	http    merge.Clone over loopback HTTP and from the local path (each
 //	        in a child process), and no-op pulls over HTTP at two log sizes
+//	foreign rt  a pull of tickets with history from a real RT, a no-op
+//	        pull, and a push of edits, with the requests each made
 //
 // Every benchmark works in a temporary directory under --dir and removes it
 // afterwards. Progress goes to stderr, results to stdout (a table, or one
@@ -51,6 +53,11 @@ Benchmarks:
   http     clone a source of --changesets over loopback HTTP and from its
            path (rates, their ratio, peak RSS, each in a child process);
            time no-op pulls over HTTP at 10,000 and --changesets
+  foreign rt
+           against a real RT (--url; .ci/rt up starts one): pull --tickets
+           tickets with history into a new gateway replica (tickets/s,
+           requests per ticket), a no-op pull (requests), a push of --edits
+           edits (edits/s, requests per edit), and the pull after it
 
 Run 'prophet bench BENCHMARK --help' for its flags.
 `
@@ -66,7 +73,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runChild(ctx, mode, args, stdout)
 	}
 	if len(args) == 0 {
-		return usageErrorf("name a benchmark: prophet bench append, log, pull or http (see prophet bench --help)")
+		return usageErrorf("name a benchmark: prophet bench append, log, pull, http or foreign rt (see prophet bench --help)")
 	}
 	var err error
 	switch args[0] {
@@ -81,8 +88,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		err = runPull(ctx, args[1:], stdout, stderr)
 	case "http":
 		err = runHTTP(ctx, args[1:], stdout, stderr)
+	case "foreign":
+		err = runForeign(ctx, args[1:], stdout, stderr)
 	default:
-		return usageErrorf("unknown benchmark %q: want append, log, pull or http (see prophet bench --help)", args[0])
+		return usageErrorf("unknown benchmark %q: want append, log, pull, http or foreign (see prophet bench --help)", args[0])
 	}
 	if errors.Is(err, errHelp) {
 		return nil
