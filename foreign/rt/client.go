@@ -138,7 +138,11 @@ func (c *client) do(ctx context.Context, method, path string, q url.Values, hdr 
 	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
-			return resp.Header, fmt.Errorf("rt: %s %s: the answer is not the JSON expected (is this RT's REST2 at %s?): %w", method, redact(u), c.api, err)
+			web := strings.TrimSuffix(c.api, "/REST/2.0")
+			if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+				return resp.Header, fmt.Errorf("rt: %s answered %s %s with a web page, not RT's REST2 API: check the address (RT's web root, as in a browser: rt:http://HOST[:PORT][/PATH]/?queue=NAME)", web, method, redact(u))
+			}
+			return resp.Header, fmt.Errorf("rt: %s %s: the answer is not the JSON expected (is this RT 5's REST2 at %s?): %w", method, redact(u), c.api, err)
 		}
 	}
 	return resp.Header, nil

@@ -1,16 +1,20 @@
 package cli
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/term"
 
 	"github.com/prophet-sync/prophet/foreign"
 	"github.com/prophet-sync/prophet/foreign/rt"
@@ -29,12 +33,51 @@ func isForeign(s string) bool {
 	return false
 }
 
+// credentialsFile holds, per foreign address, the credentials that
+// prophet foreign login stored: REPLICA/credentials.json, mode 0600. The
+// environment's win over it.
+const credentialsFile = "credentials.json"
+
+type storedCredentials struct {
+	User     string `json:"user"`
+	Password string `json:"password,omitempty"`
+	Token    string `json:"token,omitempty"`
+}
+
+func readCredentials(dir string) (map[string]storedCredentials, error) {
+	path := filepath.Join(dir, credentialsFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return map[string]storedCredentials{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]storedCredentials{}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, userf(nil, "%s is not a credentials file; remove it and run prophet foreign login again", path)
+	}
+	return m, nil
+}
+
 // gateway makes the gateway for a foreign address, with credentials from
-// the caller's environment.
+// the caller's environment (when it names a user), else from prophet
+// foreign login's file.
 func (c *call) gateway(addr string) (foreign.Gateway, error) {
+	canonical, err := foreignURL(addr)
+	if err != nil {
+		return nil, err
+	}
+	stored, err := readCredentials(c.dir)
+	if err != nil {
+		return nil, err
+	}
 	switch {
 	case strings.HasPrefix(addr, "rt:"):
 		cred := rt.Credentials{User: c.getenv("PROPHET_RT_USER"), Password: c.getenv("PROPHET_RT_PASSWORD"), Token: c.getenv("PROPHET_RT_TOKEN")}
+		if s, ok := stored[canonical]; ok && cred.User == "" {
+			cred = rt.Credentials{User: s.User, Password: s.Password, Token: s.Token}
+		}
 		g, err := rt.New(rt.Config{Address: addr, Credentials: cred})
 		if err != nil {
 			return nil, userf(err, "%v", err)
@@ -148,7 +191,7 @@ func (c *call) writeForeignPush(rep foreign.PushReport, addr string) error {
 
 var foreignCmd = &command{
 	name:    "foreign",
-	args:    "list | ops ADDRESS [--record UUID] [--all] | retry ADDRESS [--record UUID]",
+	args:    "list | ops ADDRESS [--record UUID] [--all] | retry ADDRESS [--record UUID] | login ADDRESS --user USER [--token] | logout ADDRESS",
 	summary: "the foreign replicas this replica gateways to, and their sync operations",
 	detail: `
 Foreign replicas are trackers this replica pulls from and pushes to
@@ -167,15 +210,31 @@ ID <-> record maps, and the sync operations.
                         prophet push ADDRESS: once what failed them is
                         fixed (a queue made, a right granted)
 
+  foreign login ADDRESS --user USER
+                        keep credentials for ADDRESS in this replica's
+                        REPLICA/credentials.json (mode 0600): the password
+                        (with --token, an auth token) is read from the
+                        terminal without echo, or from stdin's first line
+  foreign logout ADDRESS
+                        forget them
+
 RT's credentials come from PROPHET_RT_USER with PROPHET_RT_PASSWORD or
-PROPHET_RT_TOKEN; they are never printed or stored.`,
+PROPHET_RT_TOKEN, else from foreign login. They are never printed, never
+logged and never written to the replica's log.`,
 	mode: openRead,
 	json: true,
 	min:  1, max: 2,
 	setup: func(fs *flag.FlagSet) runFunc {
-		rec := fs.String("record", "", "ops: only those of this record (`UUID`)")
+		rec := fs.String("record", "", "ops, retry: only those of this record (`UUID`)")
 		all := fs.Bool("all", false, "ops: also the completed inbound ones")
-		return func(ctx context.Context, c *call) error { return c.foreign(*rec, *all) }
+		user := fs.String("user", "", "login: the remote `USER`")
+		token := fs.Bool("token", false, "login: read an auth token rather than a password")
+		return func(ctx context.Context, c *call) error {
+			if len(c.args) > 0 && (c.args[0] == "login" || c.args[0] == "logout") {
+				return c.foreignLogin(*user, *token)
+			}
+			return c.foreign(*rec, *all)
+		}
 	},
 }
 
@@ -303,6 +362,76 @@ func (c *call) foreign(recArg string, all bool) error {
 		return c.writeErr()
 	}
 	return usagef("foreign takes list or ops ADDRESS; run prophet foreign --help")
+}
+
+// foreignLogin stores (login) or forgets (logout) an address's
+// credentials.
+func (c *call) foreignLogin(user string, token bool) error {
+	if len(c.args) != 2 {
+		return usagef("foreign %s takes the foreign replica's ADDRESS", c.args[0])
+	}
+	canonical, err := foreignURL(c.args[1])
+	if err != nil {
+		return err
+	}
+	stored, err := readCredentials(c.dir)
+	if err != nil {
+		return err
+	}
+	if c.args[0] == "logout" {
+		if _, ok := stored[canonical]; !ok {
+			return userf(nil, "no credentials kept for %s", canonical)
+		}
+		delete(stored, canonical)
+	} else {
+		if user == "" {
+			return usagef("foreign login needs --user USER")
+		}
+		what := "password"
+		if token {
+			what = "token"
+		}
+		secret, err := c.readSecret(fmt.Sprintf("%s for %s at %s: ", what, user, canonical))
+		if err != nil {
+			return err
+		}
+		if secret == "" {
+			return usagef("foreign login: an empty %s", what)
+		}
+		s := storedCredentials{User: user, Password: secret}
+		if token {
+			s = storedCredentials{User: user, Token: secret}
+		}
+		stored[canonical] = s
+	}
+	b, err := json.MarshalIndent(stored, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileSynced(c.dir, credentialsFile, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("writing %s: %w", credentialsFile, err)
+	}
+	if c.args[0] == "logout" {
+		fmt.Fprintf(c.out, "forgot the credentials for %s\n", canonical)
+	} else {
+		fmt.Fprintf(c.out, "kept the credentials of %s for %s in %s (mode 0600)\n", user, canonical, filepath.Join(c.dir, credentialsFile))
+	}
+	return c.writeErr()
+}
+
+// readSecret reads one line: from the terminal without echo, or stdin.
+func (c *call) readSecret(prompt string) (string, error) {
+	if f, ok := c.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(c.stderr, prompt)
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(c.stderr)
+		return strings.TrimSpace(string(b)), err
+	}
+	line, err := bufio.NewReader(io.LimitReader(c.stdin, 64<<10)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	return strings.TrimSpace(line), nil
 }
 
 func orNone(s string) string {
