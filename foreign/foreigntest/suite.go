@@ -397,6 +397,9 @@ func (k Kit) crashBeforeAnswer(t *testing.T) {
 	if _, ok, _ := g.F.State().Remote(ref); !ok {
 		t.Fatal("the record is not mapped to the remote item")
 	}
+	if rep := Pull(t, g.F, nil); rep.Integrated != 0 {
+		t.Fatalf("pull after the retried push integrated %d changesets: an echo", rep.Integrated)
+	}
 	g.Verify(t)
 }
 

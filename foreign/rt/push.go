@@ -80,10 +80,13 @@ func (g *Gateway) applyTicket(ctx context.Context, st *foreign.State, op *foreig
 		if !found {
 			return g.createTicket(ctx, st, op, rec)
 		}
-		remote = remoteTicket(id) // a lost answer: the ticket is there
-		if err := st.Update(func(w *foreign.Writer) error { return w.Map(remote, op.Ref) }); err != nil {
+		// The first try made it (its answer was lost, or the process
+		// died): bring it up to date, then take it as made now, with
+		// every transaction of ours on it as an echo.
+		if _, err := g.updateTicket(ctx, st, op, rec, remoteTicket(id)); err != nil {
 			return foreign.Applied{}, err
 		}
+		return g.settle(ctx, op, rec, id, 0)
 	}
 	return g.updateTicket(ctx, st, op, rec, remote)
 }
@@ -93,6 +96,9 @@ func (g *Gateway) applyTicket(ctx context.Context, st *foreign.State, op *foreig
 // record's marker in its first message.
 func (g *Gateway) findTicket(ctx context.Context, id uuid.UUID, subject string, since time.Time) (string, bool, error) {
 	q := fmt.Sprintf("Creator = '%s' AND Created >= '%s'", sqlQuote(g.user), since.Add(-time.Minute).UTC().Format("2006-01-02 15:04:05"))
+	if g.queue != "" {
+		q += fmt.Sprintf(" AND Queue = '%s'", sqlQuote(g.queue))
+	}
 	var pg page[struct {
 		ID flexID `json:"id"`
 	}]

@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -22,6 +26,9 @@ import (
 //	                        $RT_USER and $RT_PASSWORD
 //	rtticket QUEUE SUBJECT VAR   create a ticket in RT as its user, $VAR its ID
 //	rtsubject ID WANT       require ticket ID's subject to be WANT
+//	rtcount QUEUE N         require the queue to hold N tickets
+//	holdproxy VAR URL       a proxy to RT that holds the answer to the first
+//	                        ticket creation (see cmdHoldProxy)
 
 func rtEnv(ts *testscript.TestScript) (url, user, pass string) {
 	url = os.Getenv("PROPHET_RT_TEST_URL")
@@ -109,5 +116,51 @@ func cmdRTSubject(ts *testscript.TestScript, neg bool, args []string) {
 	rtDo(ts, "GET", "/ticket/"+args[0], nil, &t)
 	if (t.Subject == args[1]) == neg {
 		ts.Fatalf("ticket %s has subject %q", args[0], t.Subject)
+	}
+}
+
+// cmdHoldProxy: holdproxy VAR URL — a proxy to URL on loopback, $VAR its
+// http:// URL. The first POST that makes a ticket (/REST/2.0/ticket) goes
+// through to RT, and then its answer is held until the script ends, as for
+// a process killed while it waits; the proxy writes "held" to proxy.log.
+func cmdHoldProxy(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: holdproxy VAR URL")
+	}
+	target, err := url.Parse(args[1])
+	ts.Check(err)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	done := make(chan struct{})
+	logPath := ts.MkAbs("proxy.log")
+	var held atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/REST/2.0/ticket") && held.CompareAndSwap(false, true) {
+			rec := httptest.NewRecorder()
+			rp.ServeHTTP(rec, r) // RT makes the ticket
+			os.WriteFile(logPath, []byte("held\n"), 0o644)
+			select {
+			case <-done:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	ts.Defer(func() { close(done); srv.Close() })
+	ts.Setenv(args[0], srv.URL)
+}
+
+// cmdRTCount: rtcount QUEUE N — require the queue to hold N tickets.
+func cmdRTCount(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: rtcount QUEUE N")
+	}
+	var pg struct {
+		Total json.Number `json:"total"`
+	}
+	q := url.Values{"query": {"Queue = '" + args[0] + "'"}, "per_page": {"1"}}
+	rtDo(ts, "GET", "/tickets?"+q.Encode(), nil, &pg)
+	if pg.Total.String() != args[1] {
+		ts.Fatalf("queue %s holds %s tickets, want %s", args[0], pg.Total, args[1])
 	}
 }

@@ -98,6 +98,8 @@ func TestScripts(t *testing.T) {
 			"rtqueue":    cmdRTQueue,
 			"rtticket":   cmdRTTicket,
 			"rtsubject":  cmdRTSubject,
+			"rtcount":    cmdRTCount,
+			"holdproxy":  cmdHoldProxy,
 		},
 	})
 }
