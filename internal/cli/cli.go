@@ -91,7 +91,7 @@ type call struct {
 var commands = []*command{
 	initCmd, cloneCmd, createCmd, updateCmd, deleteCmd, showCmd, listCmd,
 	historyCmd, logCmd, infoCmd, verifyCmd, importCmd, exportCmd, pullCmd,
-	pushCmd, watchCmd, serveCmd, tokenCmd, conflictsCmd, peerCmd, foreignCmd, demoCmd, benchCmd,
+	pushCmd, syncCmd, watchCmd, serveCmd, tokenCmd, conflictsCmd, peerCmd, foreignCmd, demoCmd, benchCmd,
 }
 
 // Main runs prophet with args (without the program name) and returns the

@@ -124,7 +124,7 @@ func (c *call) syncForeign(ctx context.Context, f *syncFlags, push bool, here *m
 	}
 	defer fr.Close()
 	if push {
-		if f.prefer != "" {
+		if f.prefer != "" && c.cmd.name == "push" {
 			return usagef("push %s: --prefer goes with pull (a push to a foreign replica settles nothing: pull first)", addr)
 		}
 		rep, err := fr.Push(ctx)

@@ -22,7 +22,8 @@ var peerCmd = &command{
 	detail: `
 Peers are names for other replicas, so that "prophet pull NAME" and "prophet
 push NAME" need no path. LOCATION is a replica directory (kept as an absolute
-path) or the http:// or https:// URL of a prophet serve. A name is letters, digits, ".", "_" and "-", starting with a letter or
+path), the http:// or https:// URL of a prophet serve, or a foreign replica
+(rt:http://HOST/?queue=NAME). A name is letters, digits, ".", "_" and "-", starting with a letter or
 digit; a peer name wins over a directory of the same name (write ./NAME for
 the directory). pull and push without an argument use the peer named origin,
 which clone records. The peers are kept in REPLICA/peers.json.
@@ -92,7 +93,13 @@ func (c *call) peer(tokenEnv string) error {
 		if old, ok := peers[name]; ok {
 			return userf(nil, "peer %s is already %s; remove it first (prophet peer remove %s)", name, old, name)
 		}
-		if !isURL(loc) {
+		if isForeign(loc) {
+			canonical, err := foreignURL(loc)
+			if err != nil {
+				return err
+			}
+			loc = canonical
+		} else if !isURL(loc) {
 			loc = c.path(loc)
 			if fi, err := os.Stat(loc); err != nil || !fi.IsDir() {
 				return userf(err, "%s is not a directory; give the directory of a replica", loc)

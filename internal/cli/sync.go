@@ -173,6 +173,20 @@ func (c *call) sync(ctx context.Context, f *syncFlags, push bool) (err error) {
 	if len(c.args) > 0 {
 		arg = c.args[0]
 	}
+	if !isForeign(arg) && !isURL(arg) {
+		// A peer may name a foreign replica.
+		peers, err := readPeers(c.dir)
+		if err != nil {
+			return err
+		}
+		name := arg
+		if name == "" {
+			name = originPeer
+		}
+		if loc, ok := peers[name]; ok && isForeign(loc) {
+			arg = loc
+		}
+	}
 	if isForeign(arg) {
 		// A push to a foreign replica writes here too: what the remote
 		// assigned, and the state handle.
