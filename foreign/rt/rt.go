@@ -223,7 +223,8 @@ const pageSize = 100
 
 // Changes reads the feed after `after`, a page at a time.
 func (g *Gateway) Changes(ctx context.Context, st *foreign.State, after uint64, emit func(foreign.Change) error) error {
-	p := &puller{g: g, st: st, snaps: map[string]map[string]string{}, refs: map[string]foreign.Ref{}}
+	p := &puller{g: g, st: st, snaps: map[string]map[string]string{}, refs: map[string]foreign.Ref{},
+		initial: map[initialKey]map[string]string{}}
 	last := after
 	for {
 		var pg page[txn]
@@ -237,6 +238,10 @@ func (g *Gateway) Changes(ctx context.Context, st *foreign.State, after uint64, 
 		}
 		contents, err := g.contents(ctx, pg.Items)
 		if err != nil {
+			return err
+		}
+		clear(p.initial)
+		if err := p.prefetch(ctx, pg.Items); err != nil {
 			return err
 		}
 		for i := range pg.Items {
@@ -434,11 +439,17 @@ func (g *Gateway) stateAt(ctx context.Context, id string, at *txn) (map[string]s
 	if err != nil {
 		return nil, err
 	}
-	snap, err := g.snapshotOf(ctx, t)
+	hist, err := g.history(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	hist, err := g.history(ctx, id)
+	return g.stateFrom(ctx, t, hist, at)
+}
+
+// stateFrom is stateAt from the ticket's current values and its
+// transactions (all, or at least those after at), oldest first.
+func (g *Gateway) stateFrom(ctx context.Context, t *ticket, hist []txn, at *txn) (map[string]string, error) {
+	snap, err := g.snapshotOf(ctx, t)
 	if err != nil {
 		return nil, err
 	}
@@ -454,6 +465,92 @@ func (g *Gateway) stateAt(ctx context.Context, id string, at *txn) (map[string]s
 	}
 	return snap, nil
 }
+
+// prefetch computes, for a page of the feed, the first state of every
+// ticket the gateway sees for the first time in it, with a few requests
+// for the whole page (the tickets in one search, their later transactions
+// in another) instead of two per ticket.
+func (p *puller) prefetch(ctx context.Context, items []txn) error {
+	g := p.g
+	first := map[string]*txn{} // ticket -> its first transaction in the page
+	var ids []string
+	for i := range items {
+		t := &items[i]
+		tid := string(t.ObjectId)
+		if t.ObjectType != "RT::Ticket" || first[tid] != nil {
+			continue
+		}
+		remote := remoteTicket(tid)
+		snap, err := p.snapshot(remote)
+		if err != nil {
+			return err
+		}
+		_, known, err := p.ref(remote)
+		if err != nil {
+			return err
+		}
+		if snap == nil || !known {
+			first[tid] = t
+			ids = append(ids, tid)
+		}
+	}
+	const chunk = 50
+	for len(ids) > 0 {
+		n := min(chunk, len(ids))
+		batch := ids[:n]
+		ids = ids[n:]
+		var or, objOr []string
+		var minAt uint64
+		for _, id := range batch {
+			or = append(or, "id = "+id)
+			objOr = append(objOr, "ObjectId = "+id)
+			if at := first[id].ID.uint(); minAt == 0 || at < minAt {
+				minAt = at
+			}
+		}
+		tickets := map[string]*ticket{}
+		var tp page[ticket]
+		q := url.Values{"query": {strings.Join(or, " OR ")}, "per_page": {strconv.Itoa(pageSize)},
+			"fields": {"Subject,Status,Queue,Owner,Requestor,Priority,Created"}}
+		if _, err := g.c.do(ctx, "GET", "/tickets", q, nil, nil, &tp); err != nil {
+			return err
+		}
+		for i := range tp.Items {
+			tickets[string(tp.Items[i].ID)] = &tp.Items[i]
+		}
+		later := map[string][]txn{}
+		last := minAt
+		for {
+			var pg page[txn]
+			q := url.Values{"query": {fmt.Sprintf("ObjectType = 'RT::Ticket' AND id > %d AND (%s)", last, strings.Join(objOr, " OR "))},
+				"orderby": {"id"}, "order": {"ASC"}, "per_page": {strconv.Itoa(pageSize)}, "fields": {txnFields}}
+			if _, err := g.c.do(ctx, "GET", "/transactions", q, nil, nil, &pg); err != nil {
+				return err
+			}
+			for _, t := range pg.Items {
+				later[string(t.ObjectId)] = append(later[string(t.ObjectId)], t)
+				last = t.ID.uint()
+			}
+			if len(pg.Items) < pageSize {
+				break
+			}
+		}
+		for _, id := range batch {
+			t, ok := tickets[id]
+			if !ok {
+				continue // not visible: stateAt will say why
+			}
+			snap, err := g.stateFrom(ctx, t, later[id], first[id])
+			if err != nil {
+				return err
+			}
+			p.initial[initialKey{id, string(first[id].ID)}] = snap
+		}
+	}
+	return nil
+}
+
+type initialKey struct{ ticket, txn string }
 
 // field maps a Set transaction's field to the record's property.
 func field(t *txn) string {
@@ -540,6 +637,9 @@ type puller struct {
 	st    *foreign.State
 	snaps map[string]map[string]string // remote ticket -> snapshot
 	refs  map[string]foreign.Ref       // remote ticket -> record
+	// initial is the first state of the tickets new in the page being
+	// translated (prefetch).
+	initial map[initialKey]map[string]string
 }
 
 func (p *puller) snapshot(remote string) (map[string]string, error) {
@@ -610,7 +710,9 @@ func (p *puller) translate(ctx context.Context, t *txn, contents map[string]stri
 		}
 		tref = foreign.Ref{Type: TicketType, Record: rec}
 		if snap == nil {
-			if snap, err = g.stateAt(ctx, tid, t); err != nil {
+			if pre, ok := p.initial[initialKey{tid, string(t.ID)}]; ok {
+				snap = pre
+			} else if snap, err = g.stateAt(ctx, tid, t); err != nil {
 				return c, err
 			}
 		}

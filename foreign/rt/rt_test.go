@@ -278,3 +278,48 @@ func TestPushNewTicket(t *testing.T) {
 	}
 	g.verify(t)
 }
+
+// The first state of a ticket, computed for a page of the feed at once
+// (prefetch), equals the one computed ticket by ticket from its history
+// (stateAt): every gateway makes the same changeset either way.
+func TestPrefetchEqualsStateAt(t *testing.T) {
+	s := rtServer(t)
+	q := s.queue(t)
+	a := s.createTicket(t, q, "first subject", "body", "erin@example.com")
+	b := s.createTicket(t, q, "other", "", "")
+	s.set(t, a, map[string]any{"Subject": "second subject", "Status": "open", "Priority": 4, "Owner": "root"})
+	s.set(t, a, map[string]any{"Requestor": []string{"erin@example.com", "frank@example.com"}})
+	s.set(t, b, map[string]any{"Status": "stalled"})
+	g := s.gateway(t, filepath.Join(t.TempDir(), "g"), s.address(q))
+	ctx := context.Background()
+	var pg page[txn]
+	qv := url.Values{"query": {g.gw.feedQuery(0)}, "orderby": {"id"}, "order": {"ASC"}, "per_page": {"100"}, "fields": {txnFields}}
+	if _, err := g.gw.c.do(ctx, "GET", "/transactions", qv, nil, nil, &pg); err != nil {
+		t.Fatal(err)
+	}
+	p := &puller{g: g.gw, st: g.f.State(), snaps: map[string]map[string]string{}, refs: map[string]foreign.Ref{}, initial: map[initialKey]map[string]string{}}
+	if err := p.prefetch(ctx, pg.Items); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.initial) != 2 {
+		t.Fatalf("prefetch found %d new tickets, want 2", len(p.initial))
+	}
+	for k, pre := range p.initial {
+		var at *txn
+		for i := range pg.Items {
+			if string(pg.Items[i].ID) == k.txn {
+				at = &pg.Items[i]
+			}
+		}
+		want, err := g.gw.stateAt(ctx, k.ticket, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(pre) != fmt.Sprint(want) {
+			t.Errorf("ticket %s: prefetch %v, stateAt %v", k.ticket, pre, want)
+		}
+		if k.ticket == a && (pre["subject"] != "first subject" || pre["requestors"] != "erin@example.com" || pre["status"] != "new" || pre["owner"] != "Nobody") {
+			t.Errorf("ticket %s's first state: %v", a, pre)
+		}
+	}
+}
