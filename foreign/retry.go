@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
+
+	"github.com/prophet-sync/prophet/internal/backoff"
 )
 
 // Retry is an http.RoundTripper that retries what a remote refuses for now:
@@ -48,17 +48,6 @@ func (e *RateLimitError) Error() string {
 	return msg + "; nothing was lost: run the command again then"
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 func idempotent(m string) bool {
 	switch m {
 	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete, http.MethodOptions:
@@ -69,18 +58,7 @@ func idempotent(m string) bool {
 
 // RetryAfter parses a Retry-After header (seconds or an HTTP date) against
 // now; ok false when absent or malformed.
-func RetryAfter(h string, now time.Time) (time.Duration, bool) {
-	if h == "" {
-		return 0, false
-	}
-	if s, err := strconv.Atoi(h); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second, true
-	}
-	if t, err := http.ParseTime(h); err == nil {
-		return max(t.Sub(now), 0), true
-	}
-	return 0, false
-}
+func RetryAfter(h string, now time.Time) (time.Duration, bool) { return backoff.RetryAfter(h, now) }
 
 func (r *Retry) RoundTrip(req *http.Request) (*http.Response, error) {
 	next := r.Next
@@ -102,7 +80,7 @@ func (r *Retry) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	sleep := r.Sleep
 	if sleep == nil {
-		sleep = sleepCtx
+		sleep = backoff.Sleep
 	}
 	ctx := req.Context()
 	for try := 1; ; try++ {
@@ -118,8 +96,7 @@ func (r *Retry) RoundTrip(req *http.Request) (*http.Response, error) {
 			req.Body = body
 		}
 		resp, err := next.RoundTrip(req)
-		wait := min(base<<(try-1), maxB)
-		wait = wait/2 + rand.N(wait/2+1) // jitter
+		wait := backoff.Delay(base, maxB, try)
 		switch {
 		case err != nil:
 			if ctx.Err() != nil || !idempotent(req.Method) || !transient(err) || try >= attempts {

@@ -68,8 +68,7 @@ type Gateway struct {
 
 	mu      sync.Mutex
 	queueOK bool              // the queue exists (checkQueue)
-	users   map[string]string // user ID -> name
-	queues  map[string]string // queue ID -> name
+	names   map[string]string // "user/ID", "queue/ID" -> name
 
 	requests atomic.Int64
 }
@@ -131,7 +130,7 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, fmt.Errorf("rt: no password or token for RT user %s: set PROPHET_RT_PASSWORD or PROPHET_RT_TOKEN", cfg.Credentials.User)
 	}
 	g := &Gateway{url: canonical, web: web, queue: queue, user: cfg.Credentials.User,
-		users: map[string]string{}, queues: map[string]string{}}
+		names: map[string]string{}}
 	g.c = newClient(web, cfg.Credentials, cfg.Timeout, func() { g.requests.Add(1) })
 	if cfg.Transport != nil {
 		g.c.hc.Transport = &foreign.Retry{Next: cfg.Transport, Attempts: 4}
@@ -325,47 +324,37 @@ func splitMarker(s string) (string, uuid.UUID) {
 // userName turns a user ID (as Set Owner and AddWatcher write them) into
 // the name REST2 uses everywhere else.
 func (g *Gateway) userName(ctx context.Context, id string) (string, error) {
-	if id == "" {
-		return "", nil
-	}
-	g.mu.Lock()
-	n, ok := g.users[id]
-	g.mu.Unlock()
-	if ok {
-		return n, nil
-	}
-	var u struct {
-		Name string `json:"Name"`
-	}
-	if _, err := g.c.do(ctx, "GET", "/user/"+url.PathEscape(id), nil, nil, nil, &u); err != nil {
-		return "", err
-	}
-	g.mu.Lock()
-	g.users[id] = u.Name
-	g.mu.Unlock()
-	return u.Name, nil
+	return g.name(ctx, "user", id)
 }
 
+// queueName turns a queue ID (as Set Queue and tickets write them) into its
+// name.
 func (g *Gateway) queueName(ctx context.Context, id string) (string, error) {
+	return g.name(ctx, "queue", id)
+}
+
+// name reads the Name of /KIND/ID once per gateway.
+func (g *Gateway) name(ctx context.Context, kind, id string) (string, error) {
 	if id == "" {
 		return "", nil
 	}
+	k := kind + "/" + id
 	g.mu.Lock()
-	n, ok := g.queues[id]
+	n, ok := g.names[k]
 	g.mu.Unlock()
 	if ok {
 		return n, nil
 	}
-	var q struct {
+	var v struct {
 		Name string `json:"Name"`
 	}
-	if _, err := g.c.do(ctx, "GET", "/queue/"+url.PathEscape(id), nil, nil, nil, &q); err != nil {
+	if _, err := g.c.do(ctx, "GET", "/"+kind+"/"+url.PathEscape(id), nil, nil, nil, &v); err != nil {
 		return "", err
 	}
 	g.mu.Lock()
-	g.queues[id] = q.Name
+	g.names[k] = v.Name
 	g.mu.Unlock()
-	return q.Name, nil
+	return v.Name, nil
 }
 
 // getTicket reads a ticket and its ETag.

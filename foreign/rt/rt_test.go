@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/prophet-sync/prophet/foreign"
+	"github.com/prophet-sync/prophet/foreign/foreigntest"
 	"github.com/prophet-sync/prophet/merge"
 	"github.com/prophet-sync/prophet/replica"
 )
@@ -92,94 +93,34 @@ func (s *server) set(t testing.TB, id string, fields map[string]any) {
 
 // gateway is one gateway replica with its foreign replica for an address.
 type gateway struct {
-	local *merge.Local
-	f     *foreign.Foreign
-	gw    *Gateway
+	*foreigntest.Gateway
+	gw *Gateway
 }
 
 func (s *server) gateway(t *testing.T, dir, addr string) *gateway {
 	t.Helper()
-	ctx := context.Background()
-	if _, err := os.Stat(dir); os.IsNotExist(err) {
-		r, err := replica.Init(dir, uuid.Nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.Close()
-	}
-	local, err := merge.Open(ctx, dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	gw, err := New(Config{Address: addr, Credentials: s.cred})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := foreign.Open(local, gw, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &gateway{local: local, f: f, gw: gw}
-	t.Cleanup(func() { g.close() })
-	return g
+	return &gateway{Gateway: foreigntest.Open(t, dir, gw), gw: gw}
 }
 
-func (g *gateway) close() {
-	if g.f != nil {
-		g.f.Close()
-		g.local.Close()
-		g.f = nil
-	}
-}
+func (g *gateway) pull(t *testing.T) merge.Report { return foreigntest.Pull(t, g.F, nil) }
 
-func (g *gateway) pull(t *testing.T) merge.Report {
-	t.Helper()
-	rep, err := g.f.Pull(context.Background(), nil)
-	if err != nil {
-		t.Fatalf("pull: %v", err)
-	}
-	return rep
-}
-
-func (g *gateway) push(t *testing.T) foreign.PushReport {
-	t.Helper()
-	rep, err := g.f.Push(context.Background())
-	if err != nil {
-		t.Fatalf("push: %v", err)
-	}
-	if rep.Errored > 0 {
-		t.Fatalf("push: %d ops failed: %v", rep.Errored, rep.Errors)
-	}
-	return rep
-}
+func (g *gateway) push(t *testing.T) foreign.PushReport { return foreigntest.Push(t, g.F) }
 
 func (g *gateway) record(t *testing.T, typ string, id uuid.UUID) *replica.Record {
-	t.Helper()
-	rec, err := g.local.R.Get(typ, id)
-	if err != nil {
-		t.Fatalf("get %s %s: %v", typ, id, err)
-	}
-	return rec
+	return g.Get(t, foreign.Ref{Type: typ, Record: id})
 }
 
 func (g *gateway) list(t *testing.T, typ string) []*replica.Record {
 	t.Helper()
 	var recs []*replica.Record
-	if err := g.local.R.List(typ, nil, func(r *replica.Record) error { recs = append(recs, r); return nil }); err != nil {
+	if err := g.Local.R.List(typ, nil, func(r *replica.Record) error { recs = append(recs, r); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	return recs
-}
-
-func (g *gateway) verify(t *testing.T) {
-	t.Helper()
-	rep, err := g.local.R.Verify(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !rep.OK() {
-		t.Fatalf("verify: %v", rep.Problems)
-	}
 }
 
 func TestPullEditPushPull(t *testing.T) {
@@ -205,11 +146,11 @@ func TestPullEditPushPull(t *testing.T) {
 
 	// Edit here, push, and RT has it.
 	ctx := context.Background()
-	if _, err := g.local.R.Commit(ctx, replica.Edit{Type: TicketType, Record: tu, Op: replica.Update,
+	if _, err := g.Local.R.Commit(ctx, replica.Edit{Type: TicketType, Record: tu, Op: replica.Update,
 		Set: map[string]string{"subject": "printer fixed", "status": "resolved"}}); err != nil {
 		t.Fatal(err)
 	}
-	cm, err := g.local.R.Commit(ctx, replica.Edit{Type: CommentType, Op: replica.Create,
+	cm, err := g.Local.R.Commit(ctx, replica.Edit{Type: CommentType, Op: replica.Create,
 		Set: map[string]string{"ticket": tu.String(), "body": "swapped the fuser", "kind": "comment"}})
 	if err != nil {
 		t.Fatal(err)
@@ -224,12 +165,12 @@ func TestPullEditPushPull(t *testing.T) {
 
 	// The pull after it brings nothing back: our own transactions are
 	// known exactly.
-	latest := g.local.R.LatestSeq()
+	latest := g.Local.R.LatestSeq()
 	if rep := g.pull(t); rep.Integrated != 0 {
 		t.Fatalf("the pull after our push integrated %d changesets, want 0 (echoes)", rep.Integrated)
 	}
-	if g.local.R.LatestSeq() != latest {
-		t.Fatalf("the log grew from %d to %d on a pull of our own echoes", latest, g.local.R.LatestSeq())
+	if g.Local.R.LatestSeq() != latest {
+		t.Fatalf("the log grew from %d to %d on a pull of our own echoes", latest, g.Local.R.LatestSeq())
 	}
 	if got := g.list(t, CommentType); len(got) != 2 {
 		t.Fatalf("%d comments after the pull, want 2", len(got))
@@ -244,7 +185,7 @@ func TestPullEditPushPull(t *testing.T) {
 	if got := g.record(t, TicketType, tu).Get("priority"); got != "7" {
 		t.Fatalf("priority %q after pulling RT's edit, want 7", got)
 	}
-	g.verify(t)
+	g.Verify(t)
 }
 
 func TestPushNewTicket(t *testing.T) {
@@ -252,7 +193,7 @@ func TestPushNewTicket(t *testing.T) {
 	q := s.queue(t)
 	g := s.gateway(t, filepath.Join(t.TempDir(), "bob"), s.address(q))
 	ctx := context.Background()
-	cs, err := g.local.R.Commit(ctx, replica.Edit{Type: TicketType, Op: replica.Create,
+	cs, err := g.Local.R.Commit(ctx, replica.Edit{Type: TicketType, Op: replica.Create,
 		Set: map[string]string{"subject": "made offline", "requestors": "carol@example.com"}})
 	if err != nil {
 		t.Fatal(err)
@@ -261,7 +202,7 @@ func TestPushNewTicket(t *testing.T) {
 	if rep := g.push(t); rep.Completed != 1 {
 		t.Fatalf("push: %+v", rep)
 	}
-	remote, ok, err := g.f.State().Remote(foreign.Ref{Type: TicketType, Record: tu})
+	remote, ok, err := g.F.State().Remote(foreign.Ref{Type: TicketType, Record: tu})
 	if err != nil || !ok {
 		t.Fatalf("no remote ticket recorded for the pushed record (%v)", err)
 	}
@@ -276,7 +217,7 @@ func TestPushNewTicket(t *testing.T) {
 	if rep := g.push(t); rep.Queued != 0 || rep.Completed != 0 {
 		t.Fatalf("second push: %+v", rep)
 	}
-	g.verify(t)
+	g.Verify(t)
 }
 
 // The first state of a ticket, computed for a page of the feed at once
@@ -297,7 +238,7 @@ func TestPrefetchEqualsStateAt(t *testing.T) {
 	if _, err := g.gw.c.do(ctx, "GET", "/transactions", qv, nil, nil, &pg); err != nil {
 		t.Fatal(err)
 	}
-	p := &puller{g: g.gw, st: g.f.State(), snaps: map[string]map[string]string{}, refs: map[string]foreign.Ref{}, initial: map[initialKey]map[string]string{}}
+	p := &puller{g: g.gw, st: g.F.State(), snaps: map[string]map[string]string{}, refs: map[string]foreign.Ref{}, initial: map[initialKey]map[string]string{}}
 	if err := p.prefetch(ctx, pg.Items); err != nil {
 		t.Fatal(err)
 	}

@@ -11,16 +11,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/prophet-sync/prophet/internal/backoff"
 	"github.com/prophet-sync/prophet/merge"
 	"github.com/prophet-sync/prophet/resolution"
 )
@@ -249,37 +248,16 @@ func (c *conflictError) Error() string   { return c.ue.Error() }
 func (c *conflictError) Unwrap() []error { return []error{c.ue, c.e} }
 
 func (r *Remote) backoff(attempt int) time.Duration {
-	d := r.o.Backoff << min(attempt-1, 20)
-	if d > r.o.MaxBackoff || d <= 0 {
-		d = r.o.MaxBackoff
-	}
-	return d/2 + rand.N(d/2+1) // jitter
+	return backoff.Delay(r.o.Backoff, r.o.MaxBackoff, attempt)
 }
 
+// retryAfter is the answer's Retry-After, up to a minute (0: none).
 func retryAfter(resp *http.Response) time.Duration {
-	v := resp.Header.Get("Retry-After")
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if s, err := strconv.Atoi(v); err == nil {
-		d = time.Duration(s) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = time.Until(t)
-	}
-	return min(max(d, 0), time.Minute)
+	d, _ := backoff.RetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	return min(d, time.Minute)
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func sleep(ctx context.Context, d time.Duration) error { return backoff.Sleep(ctx, d) }
 
 // openStream POSTs req to path and returns a frame reader over the answer,
 // whose reads fail if the server is silent for IdleTimeout.
