@@ -326,6 +326,7 @@ type PushReport struct {
 	Completed int
 	Errored   int
 	Dropped   int
+	Disabled  int     // ops for objects no longer synced here
 	Waiting   int     // ops left queued for the next push (see Wait)
 	Wait      []error // why they wait
 	Errors    []error // one per errored op
@@ -343,7 +344,7 @@ func (f *Foreign) Push(ctx context.Context) (PushReport, error) {
 	}
 	run, err := f.st.Run(ctx, Outbound, f.o.Workers, f.o.Clock, f.apply)
 	rep.Completed, rep.Errored, rep.Dropped, rep.Errors = run.Completed, run.Errored, run.Dropped, run.Errors
-	rep.Waiting, rep.Wait = run.Waiting, run.Wait
+	rep.Waiting, rep.Wait, rep.Disabled = run.Waiting, run.Wait, run.Disabled
 	return rep, err
 }
 

@@ -325,7 +325,7 @@ func (s *State) finish(op *Op, st OpState, reason string, now time.Time, extra f
 
 // RunReport counts what Run did.
 type RunReport struct {
-	Completed, Errored, Dropped int
+	Completed, Errored, Dropped, Disabled int
 	// Waiting ops stay queued for the next run: they need another op
 	// first, or the remote could not be reached (Wait says why).
 	Waiting int
@@ -336,6 +336,11 @@ type RunReport struct {
 // ErrDrop is returned by an op's handler to mark it Dropped rather than
 // Errored: it is outdated (the record changed since).
 var ErrDrop = errors.New("foreign: the op is outdated")
+
+// ErrDisabled is returned by an op's handler when the remote object is no
+// longer synced by this foreign replica (an RT ticket moved out of its
+// queue): the op is Disabled, with the reason.
+var ErrDisabled = errors.New("foreign: the remote object is no longer synced here")
 
 // ErrLater is returned by an op's handler when the op cannot run yet (it
 // needs another record's op first, or the remote changed since the last
@@ -402,6 +407,8 @@ func (s *State) Run(ctx context.Context, dir Direction, workers int, now func() 
 				case herr == nil:
 				case errors.Is(herr, ErrDrop):
 					st, reason = Dropped, herr.Error()
+				case errors.Is(herr, ErrDisabled):
+					st, reason, extra = Disabled, herr.Error(), nil
 				case errors.Is(herr, ErrLater) || Transient(herr):
 					st, reason, extra = Queued, herr.Error(), nil
 				case ctx.Err() != nil:
@@ -427,6 +434,8 @@ func (s *State) Run(ctx context.Context, dir Direction, workers int, now func() 
 					rep.Completed++
 				case st == Dropped:
 					rep.Dropped++
+				case st == Disabled:
+					rep.Disabled++
 				case st == Errored:
 					rep.Errored++
 					rep.Errors = append(rep.Errors, fmt.Errorf("%s: %w", op.Ref, herr))

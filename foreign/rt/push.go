@@ -227,6 +227,9 @@ func (g *Gateway) updateTicket(ctx context.Context, st *foreign.State, op *forei
 		if err != nil {
 			return foreign.Applied{}, err
 		}
+		if g.queue != "" && cur["queue"] != g.queue {
+			return foreign.Applied{}, fmt.Errorf("%w: RT ticket %s is in queue %q now, and this foreign replica syncs %q", foreign.ErrDisabled, id, cur["queue"], g.queue)
+		}
 		var change []string
 		for _, p := range props {
 			want := rec.Get(p)

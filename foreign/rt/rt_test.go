@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -262,5 +263,36 @@ func TestPrefetchEqualsStateAt(t *testing.T) {
 		if k.ticket == a && (pre["subject"] != "first subject" || pre["requestors"] != "erin@example.com" || pre["status"] != "new" || pre["owner"] != "Nobody") {
 			t.Errorf("ticket %s's first state: %v", a, pre)
 		}
+	}
+}
+
+// A ticket moved in RT to a queue this foreign replica does not sync: an
+// edit of it here is not pushed, and its op says why (disabled).
+func TestPushMovedTicketDisabled(t *testing.T) {
+	s := rtServer(t)
+	q, other := s.queue(t), s.queue(t)
+	id := s.createTicket(t, q, "will move", "", "")
+	g := s.gateway(t, filepath.Join(t.TempDir(), "g"), s.address(q))
+	g.pull(t)
+	s.set(t, id, map[string]any{"Queue": other})
+	ref := foreign.Ref{Type: TicketType, Record: g.gw.TicketOrigin(id)}
+	g.Set(t, ref, map[string]string{"subject": "edited here"})
+	rep, err := g.F.Push(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Disabled != 1 || rep.Completed != 0 || rep.Errored != 0 {
+		t.Fatalf("push of a moved ticket: %+v", rep)
+	}
+	if got := s.ticket(t, id).Subject; got != "will move" {
+		t.Fatalf("RT's subject is %q: the push wrote to a ticket of another queue", got)
+	}
+	ops, err := g.F.State().Ops(&ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := ops[len(ops)-1]
+	if last.State != foreign.Disabled || !strings.Contains(last.Reason, other) {
+		t.Fatalf("the op: %s %q", last.State, last.Reason)
 	}
 }

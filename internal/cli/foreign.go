@@ -155,6 +155,7 @@ type foreignPushJSON struct {
 	Completed int      `json:"completed"`
 	Errored   int      `json:"errored"`
 	Dropped   int      `json:"dropped"`
+	Disabled  int      `json:"disabled"`
 	Waiting   int      `json:"waiting"`
 	Errors    []string `json:"errors,omitempty"`
 	Wait      []string `json:"wait,omitempty"`
@@ -162,7 +163,7 @@ type foreignPushJSON struct {
 
 func (c *call) writeForeignPush(rep foreign.PushReport, addr string) error {
 	j := foreignPushJSON{Target: addr, Read: rep.Read, Owned: rep.Owned, Queued: rep.Queued, Completed: rep.Completed,
-		Errored: rep.Errored, Dropped: rep.Dropped, Waiting: rep.Waiting}
+		Errored: rep.Errored, Dropped: rep.Dropped, Disabled: rep.Disabled, Waiting: rep.Waiting}
 	for _, e := range rep.Errors {
 		j.Errors = append(j.Errors, e.Error())
 	}
@@ -176,6 +177,9 @@ func (c *call) writeForeignPush(rep foreign.PushReport, addr string) error {
 	} else {
 		fmt.Fprintf(c.out, "pushed to %s: %d changes sent, %d failed, %d waiting (%d changesets read, %d of them from there)\n",
 			addr, rep.Completed, rep.Errored, rep.Waiting, rep.Read, rep.Owned)
+		if rep.Disabled > 0 {
+			fmt.Fprintf(c.out, "%d changes not sent: their objects are no longer synced here (prophet foreign ops %s)\n", rep.Disabled, addr)
+		}
 		for _, e := range j.Errors {
 			fmt.Fprintf(c.stderr, "  failed: %s\n", e)
 		}
