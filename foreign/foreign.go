@@ -90,7 +90,8 @@ type Options struct {
 	Logger  *slog.Logger
 	Clock   func() time.Time
 	Workers int // outbound ops run in parallel, one per record (default 4)
-	// Creator stamps the local changesets that report what a push did.
+	// Creator stamps the local changesets that report what a push did
+	// (default: the foreign replica's address); its push skips them.
 	Creator string
 }
 
@@ -120,7 +121,9 @@ func Open(local *merge.Local, gw Gateway, opts *Options) (*Foreign, error) {
 		o.Workers = 4
 	}
 	if o.Creator == "" {
-		o.Creator = gw.Kind() + "-gateway"
+		// Its own: the reports of one foreign replica are skipped by its
+		// own push only, and reach the others.
+		o.Creator = gw.URL()
 	}
 	id := NameUUID(gw.URL())
 	st, err := OpenState(stateDir(local.R.Dir(), id))
@@ -190,6 +193,12 @@ func (s *source) Info(ctx context.Context) (merge.Info, error) {
 	latest, err := s.f.gw.Latest(ctx, s.f.st)
 	if err != nil {
 		return merge.Info{}, err
+	}
+	// A remote's newest position can fall below what was read (RT's
+	// newest ticket left the queue): that is not a restored copy, and the
+	// feed is not read again from the start.
+	if pos, err := s.f.position(); err == nil && latest < pos {
+		latest = pos
 	}
 	s.latest = latest
 	// A foreign replica joins whatever database its gateway replica is
@@ -269,7 +278,7 @@ func (f *Foreign) Pull(ctx context.Context, mopts *merge.Options) (merge.Report,
 // trail) and the gateway's state writes of the changes it passes.
 func (f *Foreign) record(changes []Change, pos uint64) error {
 	now := f.o.Clock()
-	return f.st.Update(func(w *Writer) error {
+	return f.st.UpdateOps(func(w *Writer) error {
 		for _, c := range changes {
 			if c.Pos > pos {
 				break
@@ -424,7 +433,7 @@ func (f *Foreign) queue(ctx context.Context, rep *PushReport) error {
 		return nil
 	}
 	now := f.o.Clock()
-	return f.st.Update(func(w *Writer) error {
+	return f.st.UpdateOps(func(w *Writer) error {
 		for _, ref := range order {
 			if _, err := f.st.Submit(byRec[ref].op, now, w); err != nil {
 				return err
@@ -468,17 +477,10 @@ func (f *Foreign) apply(ctx context.Context, op *Op) (func(w *Writer) error, err
 		return nil, err
 	}
 	if rec != nil && len(a.Report) > 0 {
-		set := map[string]string{}
-		for k, v := range a.Report {
-			if rec.Get(k) != v {
-				set[k] = v
-			}
-		}
-		if len(set) > 0 {
-			ctx := replica.WithCreator(ctx, f.o.Creator)
-			if _, err := r.Commit(ctx, replica.Edit{Type: op.Ref.Type, Record: op.Ref.Record, Op: replica.Update, Set: set}); err != nil && !errors.Is(err, replica.ErrNotFound) {
-				return nil, fmt.Errorf("recording what %s assigned: %w", f.gw.URL(), err)
-			}
+		// The remote has the write: what follows must not be cut short
+		// by an interrupt, or the echoes would be lost with it.
+		if err := f.report(context.WithoutCancel(ctx), op, rec, a.Report); err != nil {
+			return nil, err
 		}
 	}
 	return func(w *Writer) error {
@@ -500,6 +502,35 @@ func (f *Foreign) apply(ctx context.Context, op *Op) (func(w *Writer) error, err
 		}
 		return nil
 	}, nil
+}
+
+// report commits, as one local changeset, the values the remote assigned
+// that differ from the record: only where the record still holds what it
+// held when the op read it (a newer local edit wins, and goes out with the
+// next push).
+func (f *Foreign) report(ctx context.Context, op *Op, was *replica.Record, values map[string]string) error {
+	r := f.local.R
+	now, err := r.Get(op.Ref.Type, op.Ref.Record)
+	if errors.Is(err, replica.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	set := map[string]string{}
+	for k, v := range values {
+		if now.Get(k) != v && now.Get(k) == was.Get(k) {
+			set[k] = v
+		}
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	ctx = replica.WithCreator(ctx, f.o.Creator)
+	if _, err := r.Commit(ctx, replica.Edit{Type: op.Ref.Type, Record: op.Ref.Record, Op: replica.Update, Set: set}); err != nil && !errors.Is(err, replica.ErrNotFound) {
+		return fmt.Errorf("recording what %s assigned: %w", f.gw.URL(), err)
+	}
+	return nil
 }
 
 // Sync pulls, then pushes: the push then works from what the remote has

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -75,6 +76,9 @@ type Op struct {
 	Create  bool     `msgpack:"create,omitempty"`
 	Delete  bool     `msgpack:"delete,omitempty"`
 	Payload []byte   `msgpack:"payload,omitempty"` // the gateway's own, for inbound events
+	// Mark is the gateway's note, written before its remote write
+	// (SetMark).
+	Mark string `msgpack:"mark,omitempty"`
 
 	State    OpState   `msgpack:"state"`
 	By       uint64    `msgpack:"by,omitempty"` // canceled_by, dropped_for, duplicate_of
@@ -235,27 +239,38 @@ func (s *State) Ops(r *Ref) ([]*Op, error) {
 //   - an op with a newer version exists (not canceled or duplicate):
 //     Dropped (By: the newer op);
 //   - older queued ops are Canceled (By: this op); an outbound op takes
-//     over their properties, so nothing they carried is lost;
+//     over their properties and their attempts, so nothing they carried is
+//     lost and a create that may have reached the remote is looked for
+//     before it is made again;
 //   - otherwise Queued; it runs when no other op of the record processes.
 //
-// w may be nil: Submit then writes on its own. It returns the op as
+// With w nil Submit writes on its own; otherwise w must be UpdateOps's
+// writer, so that no other op transition interleaves. It returns the op as
 // recorded.
 func (s *State) Submit(op Op, now time.Time, w *Writer) (*Op, error) {
+	if w != nil {
+		return s.submitLocked(op, now, w)
+	}
+	var out *Op
+	err := s.UpdateOps(func(w *Writer) error {
+		var err error
+		out, err = s.submitLocked(op, now, w)
+		return err
+	})
+	return out, err
+}
+
+// UpdateOps is Update holding the ops lock: ops submitted with its writer
+// are decided and written with no other op transition in between.
+func (s *State) UpdateOps(fn func(w *Writer) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if w == nil {
-		var out *Op
-		err := s.Update(func(w *Writer) error {
-			var err error
-			out, err = s.submitLocked(op, now, w)
-			return err
-		})
-		if err != nil {
-			s.op-- // nothing was written
-		}
-		return out, err
+	last := s.op
+	err := s.Update(fn)
+	if err != nil {
+		s.op = last // nothing was written
 	}
-	return s.submitLocked(op, now, w)
+	return err
 }
 
 func (s *State) submitLocked(op Op, now time.Time, w *Writer) (*Op, error) {
@@ -290,6 +305,10 @@ func (s *State) submitLocked(op Op, now time.Time, w *Writer) (*Op, error) {
 			if op.Dir == Outbound {
 				op.Props = union(op.Props, o.Props)
 				op.Create = op.Create || o.Create
+				op.Attempts = max(op.Attempts, o.Attempts)
+				if op.Mark == "" {
+					op.Mark = o.Mark
+				}
 			}
 			if err := w.putOp(o); err != nil {
 				return nil, err
@@ -308,10 +327,23 @@ func union(a, b []string) []string {
 	return slices.Compact(out)
 }
 
-// finish records an op's outcome.
-func (s *State) finish(op *Op, st OpState, reason string, now time.Time, extra func(w *Writer) error) error {
+// errOpMoved: the op is no longer in the state its runner thinks (another
+// push in this process canceled or took it).
+var errOpMoved = errors.New("foreign: the op changed under its runner")
+
+// finish moves op from state `from` to st, with extra's writes in the same
+// batch; if the stored op is no longer in `from`, nothing is written and
+// the error is errOpMoved.
+func (s *State) finish(op *Op, from, st OpState, reason string, now time.Time, extra func(w *Writer) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	cur, err := s.loadOp(op.ID)
+	if err != nil {
+		return err
+	}
+	if cur.State != from {
+		return errOpMoved
+	}
 	return s.Update(func(w *Writer) error {
 		op.State, op.Reason, op.Updated = st, reason, now
 		if extra != nil {
@@ -321,6 +353,14 @@ func (s *State) finish(op *Op, st OpState, reason string, now time.Time, extra f
 		}
 		return w.putOp(op)
 	})
+}
+
+// SetMark durably records a gateway's note on a processing op before it
+// writes to the remote (RT: the ticket's ETag), so that a retry can tell
+// which remote changes that write made.
+func (s *State) SetMark(op *Op, mark string) error {
+	op.Mark = mark
+	return s.finish(op, Processing, Processing, op.Reason, op.Updated, nil)
 }
 
 // RunReport counts what Run did.
@@ -361,6 +401,7 @@ func (s *State) Run(ctx context.Context, dir Direction, workers int, now func() 
 		workers = 1
 	}
 	later := map[uint64]bool{} // ops that asked to wait, since the last progress
+	wait := map[uint64]error{} // why each op still waiting waits
 	for {
 		active, err := s.activeOps()
 		if err != nil {
@@ -381,7 +422,10 @@ func (s *State) Run(ctx context.Context, dir Direction, workers int, now func() 
 			ready = append(ready, op)
 		}
 		if len(ready) == 0 {
-			rep.Waiting = len(later)
+			rep.Waiting = len(wait)
+			for _, id := range slices.Sorted(maps.Keys(wait)) {
+				rep.Wait = append(rep.Wait, wait[id])
+			}
 			return rep, nil
 		}
 		var (
@@ -394,7 +438,12 @@ func (s *State) Run(ctx context.Context, dir Direction, workers int, now func() 
 			if err := ctx.Err(); err != nil {
 				break
 			}
-			if err := s.finish(op, Processing, "", now(), func(*Writer) error { op.Attempts++; return nil }); err != nil {
+			err := s.finish(op, Queued, Processing, "", now(), func(*Writer) error { op.Attempts++; return nil })
+			if errors.Is(err, errOpMoved) {
+				continue
+			}
+			if err != nil {
+				wg.Wait()
 				return rep, err
 			}
 			sem <- struct{}{}
@@ -417,13 +466,14 @@ func (s *State) Run(ctx context.Context, dir Direction, workers int, now func() 
 				default:
 					st, reason, extra = Errored, herr.Error(), nil
 				}
-				err := s.finish(op, st, reason, now(), extra)
+				err := s.finish(op, Processing, st, reason, now(), extra)
 				mu.Lock()
 				defer mu.Unlock()
 				if st == Queued {
 					later[op.ID] = true
-					rep.Wait = append(rep.Wait, fmt.Errorf("%s: %w", op.Ref, herr))
+					wait[op.ID] = fmt.Errorf("%s: %w", op.Ref, herr)
 				} else {
+					delete(wait, op.ID)
 					progress = true
 				}
 				switch {

@@ -102,7 +102,7 @@ func TestRecoverProcessing(t *testing.T) {
 	rec := Ref{Type: "ticket", Record: uuid.New()}
 	op := submit(t, st, Op{Dir: Outbound, Ref: rec, Version: 1})
 	// As Run marks it before it calls the handler.
-	if err := st.finish(op, Processing, "", t0, func(*Writer) error { op.Attempts++; return nil }); err != nil {
+	if err := st.finish(op, Queued, Processing, "", t0, func(*Writer) error { op.Attempts++; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	st.Close()

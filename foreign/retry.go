@@ -26,7 +26,11 @@ type Retry struct {
 	// Base and Max bound the backoff between tries (default 500ms, 30s);
 	// a Retry-After longer than MaxWait (default 5m) fails at once.
 	Base, Max, MaxWait time.Duration
-	Logger             *slog.Logger
+	// PerTry bounds each try, from sending to the end of the answer's
+	// body (0: no bound). Use it rather than http.Client.Timeout, which
+	// would count the waits between tries too.
+	PerTry time.Duration
+	Logger *slog.Logger
 	// Sleep waits d or until ctx ends (tests replace it).
 	Sleep func(ctx context.Context, d time.Duration) error
 }
@@ -95,11 +99,19 @@ func (r *Retry) RoundTrip(req *http.Request) (*http.Response, error) {
 			req = req.Clone(ctx)
 			req.Body = body
 		}
-		resp, err := next.RoundTrip(req)
+		sent := req
+		cancel := context.CancelFunc(func() {})
+		if r.PerTry > 0 {
+			var tctx context.Context
+			tctx, cancel = context.WithTimeout(ctx, r.PerTry)
+			sent = req.WithContext(tctx)
+		}
+		resp, err := next.RoundTrip(sent)
 		wait := backoff.Delay(base, maxB, try)
 		switch {
 		case err != nil:
 			if ctx.Err() != nil || !idempotent(req.Method) || !transient(err) || try >= attempts {
+				cancel()
 				return nil, err
 			}
 			r.log("retrying after a network error", req, try, wait, "error", err)
@@ -112,6 +124,7 @@ func (r *Retry) RoundTrip(req *http.Request) (*http.Response, error) {
 			if try >= attempts || wait > maxWait {
 				body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 				resp.Body.Close()
+				cancel()
 				e := &RateLimitError{URL: req.URL.Redacted(), Status: resp.StatusCode, Body: string(body)}
 				if has {
 					e.Reset = time.Now().Add(ra)
@@ -122,12 +135,26 @@ func (r *Retry) RoundTrip(req *http.Request) (*http.Response, error) {
 			resp.Body.Close()
 			r.log("retrying: the remote asked to wait", req, try, wait, "status", resp.StatusCode)
 		default:
+			resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 			return resp, nil
 		}
+		cancel()
 		if err := sleep(ctx, wait); err != nil {
 			return nil, err
 		}
 	}
+}
+
+// cancelOnClose ends a try's context when its answer has been read.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }
 
 func (r *Retry) log(msg string, req *http.Request, try int, wait time.Duration, kv ...any) {

@@ -159,3 +159,26 @@ func TestRetryAfterParsing(t *testing.T) {
 		}
 	}
 }
+
+// PerTry bounds each try, not the waits between them: a slow first answer
+// is tried again, and the body of the answer that came is readable.
+func TestRetryPerTry(t *testing.T) {
+	slow := func(w http.ResponseWriter) { time.Sleep(300 * time.Millisecond); w.Write([]byte("late")) }
+	s := &script{answers: []func(http.ResponseWriter){slow}}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	var waits []time.Duration
+	c := &http.Client{Transport: &Retry{PerTry: 100 * time.Millisecond, Sleep: func(ctx context.Context, d time.Duration) error {
+		waits = append(waits, d)
+		return nil
+	}}}
+	resp, err := c.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || string(b) != "ok" || s.n() != 2 || len(waits) != 1 {
+		t.Fatalf("body %q (%v) after %d requests and waits %v", b, err, s.n(), waits)
+	}
+}

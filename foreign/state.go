@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/google/uuid"
@@ -57,11 +59,21 @@ const (
 var ErrStateLocked = errors.New("foreign: the state handle is in use by another process")
 
 // OpenState opens (creating) the state handle in dir.
-func OpenState(dir string) (*State, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("foreign: state handle %s: %w", dir, err)
+func OpenState(dir string) (*State, error) { return openState(dir, false) }
+
+// OpenStateReadOnly opens an existing state handle to read it (prophet
+// foreign list and ops): it writes nothing, not even the recovery of
+// processing ops. Pebble locks it all the same: while a push holds it,
+// opening fails with ErrStateLocked.
+func OpenStateReadOnly(dir string) (*State, error) { return openState(dir, true) }
+
+func openState(dir string, readOnly bool) (*State, error) {
+	if !readOnly {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("foreign: state handle %s: %w", dir, err)
+		}
 	}
-	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: quietLogger{}})
+	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: quietLogger{}, ReadOnly: readOnly})
 	if err != nil {
 		if isLockErr(err) {
 			return nil, fmt.Errorf("%w: %s (stop the other prophet command on this replica, or run this one through its prophet serve)", ErrStateLocked, dir)
@@ -69,6 +81,9 @@ func OpenState(dir string) (*State, error) {
 		return nil, fmt.Errorf("foreign: opening state handle %s: %w", dir, err)
 	}
 	s := &State{db: db, dir: dir}
+	if readOnly {
+		return s, nil
+	}
 	if err := s.recover(); err != nil {
 		db.Close()
 		return nil, err
@@ -76,8 +91,14 @@ func OpenState(dir string) (*State, error) {
 	return s, nil
 }
 
+// isLockErr says whether Pebble refused dir because another process (or
+// this one) holds its lock.
 func isLockErr(err error) bool {
-	return err != nil && (bytes.Contains([]byte(err.Error()), []byte("lock")))
+	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "resource temporarily unavailable") || strings.Contains(msg, "lock held")
 }
 
 type quietLogger struct{}

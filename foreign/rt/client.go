@@ -68,7 +68,7 @@ func newClient(web string, cred Credentials, timeout time.Duration, count func()
 	}
 	return &client{
 		api:      strings.TrimRight(web, "/") + "/REST/2.0",
-		hc:       &http.Client{Timeout: timeout, Transport: &foreign.Retry{Attempts: 4}},
+		hc:       &http.Client{Transport: &foreign.Retry{Attempts: 4, PerTry: timeout}},
 		cred:     cred,
 		requests: count,
 	}

@@ -66,69 +66,87 @@ func (g *Gateway) applyTicket(ctx context.Context, st *foreign.State, op *foreig
 	if err != nil {
 		return foreign.Applied{}, err
 	}
-	if !known {
-		if rec == nil {
-			return foreign.Applied{}, nil // made and deleted before it ever reached RT
-		}
-		var id string
-		found := false
-		if op.Attempts > 1 { // a retry: the first try may have made it
-			if id, found, err = g.findTicket(ctx, op.Ref.Record, rec.Get("subject"), op.Created); err != nil {
-				return foreign.Applied{}, err
-			}
-		}
-		if !found {
-			return g.createTicket(ctx, st, op, rec)
-		}
-		// The first try made it (its answer was lost, or the process
-		// died): bring it up to date, then take it as made now, with
-		// every transaction of ours on it as an echo.
-		if _, err := g.updateTicket(ctx, st, op, rec, remoteTicket(id)); err != nil {
-			return foreign.Applied{}, err
-		}
-		return g.settle(ctx, op, rec, id, 0)
+	if known {
+		return g.updateTicket(ctx, st, op, rec, remote)
 	}
-	return g.updateTicket(ctx, st, op, rec, remote)
+	if rec == nil {
+		return foreign.Applied{}, nil // made and deleted before it ever reached RT
+	}
+	// Not in RT as far as this foreign replica knows: a ticket for it is
+	// made here, unless one is there already, made by a try of ours whose
+	// answer was lost, or by another gateway replica.
+	opc := *op
+	opc.Create = true
+	op = &opc
+	id, found, err := g.findTicket(ctx, op.Ref.Record, rec, op.Attempts > 1)
+	if err != nil {
+		return foreign.Applied{}, err
+	}
+	if !found {
+		return g.createTicket(ctx, op, rec)
+	}
+	// Bring it up to date, then take it as made now, with every
+	// transaction of ours on it as an echo.
+	if _, err := g.updateTicket(ctx, st, op, rec, remoteTicket(id)); err != nil {
+		return foreign.Applied{}, err
+	}
+	return g.settle(ctx, op, rec, id, 0)
 }
 
-// findTicket looks for the ticket a push of record id made: ours, with the
-// subject, created since the op was (less a minute for clocks), and the
-// record's marker in its first message.
-func (g *Gateway) findTicket(ctx context.Context, id uuid.UUID, subject string, since time.Time) (string, bool, error) {
-	q := fmt.Sprintf("Creator = '%s' AND Created >= '%s'", sqlQuote(g.user), since.Add(-time.Minute).UTC().Format("2006-01-02 15:04:05"))
+// findTicket looks for a ticket made for record id: in the queue, created
+// since the record was (less ten minutes for clocks), with the record's
+// marker in its first message. A first try asks only for tickets with the
+// record's subject, which is one cheap search when there is none; a retry
+// looks at every ticket of the window.
+func (g *Gateway) findTicket(ctx context.Context, id uuid.UUID, rec *replica.Record, retry bool) (string, bool, error) {
+	q := fmt.Sprintf("Created >= '%s'", rec.Created.Add(-10*time.Minute).UTC().Format("2006-01-02 15:04:05"))
 	if g.queue != "" {
 		q += fmt.Sprintf(" AND Queue = '%s'", sqlQuote(g.queue))
 	}
-	var pg page[struct {
-		ID flexID `json:"id"`
-	}]
-	if _, err := g.c.do(ctx, "GET", "/tickets", url.Values{"query": {q}, "per_page": {"100"}, "orderby": {"id"}, "order": {"DESC"}}, nil, nil, &pg); err != nil {
-		return "", false, err
+	if !retry {
+		q += fmt.Sprintf(" AND Subject = '%s'", sqlQuote(rec.Get("subject")))
 	}
-	for _, t := range pg.Items {
-		hist, err := g.history(ctx, string(t.ID))
-		if err != nil {
+	for pageN := 1; ; pageN++ {
+		var pg page[struct {
+			ID flexID `json:"id"`
+		}]
+		qv := url.Values{"query": {q}, "per_page": {strconv.Itoa(pageSize)}, "page": {strconv.Itoa(pageN)}, "orderby": {"id"}, "order": {"DESC"}}
+		if _, err := g.c.do(ctx, "GET", "/tickets", qv, nil, nil, &pg); err != nil {
 			return "", false, err
 		}
-		for _, h := range hist {
-			if h.Type != "Create" {
-				continue
+		for _, t := range pg.Items {
+			var creates page[txn]
+			hq := url.Values{"query": {fmt.Sprintf("ObjectType = 'RT::Ticket' AND ObjectId = %s AND Type = 'Create'", t.ID)}, "fields": {txnFields}}
+			if _, err := g.c.do(ctx, "GET", "/transactions", hq, nil, nil, &creates); err != nil {
+				return "", false, err
 			}
-			contents, err := g.contents(ctx, []txn{h})
+			contents, err := g.contents(ctx, creates.Items)
 			if err != nil {
 				return "", false, err
 			}
-			if _, m := splitMarker(contents[string(h.ID)]); m == id {
-				return string(t.ID), true, nil
+			for _, h := range creates.Items {
+				if _, m := splitMarker(contents[string(h.ID)]); m == id {
+					return string(t.ID), true, nil
+				}
 			}
 		}
+		if pg.Page >= pg.Pages || len(pg.Items) == 0 {
+			return "", false, nil
+		}
 	}
-	return "", false, nil
 }
 
 func sqlQuote(s string) string { return strings.ReplaceAll(s, "'", `\'`) }
 
-func (g *Gateway) createTicket(ctx context.Context, st *foreign.State, op *foreign.Op, rec *replica.Record) (foreign.Applied, error) {
+// definite says whether err is RT refusing a write, so that it surely made
+// nothing: an answer in the 4xx range. A lost answer, or a 5xx (a proxy's,
+// or a scrip failing after the write), may hide a write that was made.
+func definite(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status < 500
+}
+
+func (g *Gateway) createTicket(ctx context.Context, op *foreign.Op, rec *replica.Record) (foreign.Applied, error) {
 	body := rtFields(rec, g.writable())
 	if _, ok := body["Queue"]; !ok {
 		body["Queue"] = g.defaultQueue()
@@ -140,14 +158,13 @@ func (g *Gateway) createTicket(ctx context.Context, st *foreign.State, op *forei
 	}
 	_, err := g.c.do(ctx, "POST", "/ticket", nil, nil, body, &created)
 	if err != nil {
-		var e *Error
-		if errors.As(err, &e) {
-			return foreign.Applied{}, err // RT answered: nothing was made
+		if definite(err) {
+			return foreign.Applied{}, err
 		}
-		// The answer was lost: the ticket may exist. Look for it once.
-		id, found, ferr := g.findTicket(ctx, op.Ref.Record, rec.Get("subject"), op.Created)
+		// The ticket may exist: look for it.
+		id, found, ferr := g.findTicket(ctx, op.Ref.Record, rec, true)
 		if ferr != nil || !found {
-			return foreign.Applied{}, fmt.Errorf("%w (and the ticket is not in RT: it is tried again at the next push)", err)
+			return foreign.Applied{}, fmt.Errorf("%w (and no ticket for it is in RT: it is tried again at the next push)", err)
 		}
 		created.ID = flexID(id)
 	}
@@ -159,6 +176,34 @@ func (g *Gateway) defaultQueue() string {
 		return g.queue
 	}
 	return "General"
+}
+
+// ours says whether RT user name is the gateway's (RT compares names
+// regardless of case).
+func (g *Gateway) ours(name string) bool { return strings.EqualFold(name, g.user) }
+
+// tracked says whether a transaction is one the feed translates.
+func tracked(t *txn) bool {
+	switch {
+	case field(t) != "", t.Type == "Create", t.Type == "Comment", t.Type == "Correspond":
+		return true
+	case t.Field == "Requestor" && (t.Type == "AddWatcher" || t.Type == "DelWatcher"):
+		return true
+	}
+	return false
+}
+
+// wrote says whether our transaction h is one op's write made: for a new
+// ticket, any; for an update, those of the properties it wrote. What RT's
+// scrips did besides, as our user, is pulled like anyone's change.
+func (g *Gateway) wrote(op *foreign.Op, h *txn) bool {
+	if op.Create {
+		return true
+	}
+	if p := field(h); p != "" {
+		return slices.Contains(op.Props, p)
+	}
+	return h.Field == "Requestor" && slices.Contains(op.Props, "requestors")
 }
 
 // settle reads the ticket after our write: the transactions of ours after
@@ -178,17 +223,22 @@ func (g *Gateway) settle(ctx context.Context, op *foreign.Op, rec *replica.Recor
 		return foreign.Applied{}, err
 	}
 	a := foreign.Applied{Remote: remoteTicket(id), Report: map[string]string{}}
-	var lastOurs *txn
+	var lastTracked *txn
 	for i := range hist {
 		h := &hist[i]
-		if h.ID.uint() <= after || h.Creator.ID.str() != g.user {
+		if tracked(h) {
+			lastTracked = h
+		}
+		if h.ID.uint() <= after || !g.ours(h.Creator.ID.str()) || !tracked(h) || !g.wrote(op, h) {
 			continue
 		}
 		a.Echoes = append(a.Echoes, remoteTxn(string(h.ID)))
-		lastOurs = h
 	}
-	if lastOurs != nil {
-		if ts, err := rtTime(lastOurs.Created); err == nil {
+	// updated as the feed computes it: the time of the last transaction
+	// it translates.
+	delete(snap, "updated")
+	if lastTracked != nil {
+		if ts, err := rtTime(lastTracked.Created); err == nil {
 			snap["updated"] = ts.Format(time.RFC3339)
 		}
 	}
@@ -201,10 +251,15 @@ func (g *Gateway) settle(ctx context.Context, op *foreign.Op, rec *replica.Recor
 			a.Report[k] = v
 		}
 	}
-	if op.Create {
-		a.Snapshot = snap
-	}
 	return a, nil
+}
+
+func etagSeq(etag string) (uint64, error) {
+	n, err := strconv.ParseUint(strings.Trim(etag, `"W/`), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("rt: RT sent ETag %q, not the transaction ID RT 5 sends", etag)
+	}
+	return n, nil
 }
 
 func (g *Gateway) updateTicket(ctx context.Context, st *foreign.State, op *foreign.Op, rec *replica.Record, remote string) (foreign.Applied, error) {
@@ -247,36 +302,48 @@ func (g *Gateway) updateTicket(ctx context.Context, st *foreign.State, op *forei
 			}
 			change = append(change, p)
 		}
-		before, _ := strconv.ParseUint(strings.Trim(etag, `"`), 10, 64)
 		if len(change) == 0 {
-			return foreign.Applied{Remote: remote}, nil // RT has it already (a retry, or another gateway)
+			if op.Mark != "" {
+				// An earlier try of this op wrote, and its answer was
+				// lost: what it made after the mark are the echoes.
+				after, err := etagSeq(op.Mark)
+				if err != nil {
+					return foreign.Applied{}, err
+				}
+				return g.settle(ctx, op, rec, id, after)
+			}
+			return foreign.Applied{Remote: remote}, nil // RT has it already (another gateway wrote it)
+		}
+		if _, err := etagSeq(etag); err != nil {
+			return foreign.Applied{}, err
+		}
+		// Before the write, durably: where RT's history stood.
+		if err := st.SetMark(op, etag); err != nil {
+			return foreign.Applied{}, err
 		}
 		_, err = g.c.do(ctx, "PUT", "/ticket/"+url.PathEscape(id), nil, map[string]string{"If-Match": etag}, rtFields(rec, change), nil)
 		var e *Error
 		if errors.As(err, &e) && e.Status == http.StatusPreconditionFailed && attempt < 3 {
-			continue // changed under us: look again
+			continue // changed under us (or by a retried PUT of ours): look again
 		}
 		if err != nil {
 			return foreign.Applied{}, err
 		}
-		a, err := g.settle(ctx, op, rec, id, before)
-		if err != nil {
-			return a, err
-		}
-		a.Snapshot = nil
-		return a, nil
+		after, _ := etagSeq(op.Mark)
+		return g.settle(ctx, op, rec, id, after)
 	}
 }
 
 func (g *Gateway) applyComment(ctx context.Context, st *foreign.State, op *foreign.Op, rec *replica.Record) (foreign.Applied, error) {
-	if _, known, err := st.Remote(op.Ref); err != nil || known {
-		if err == nil && !op.Create {
-			err = fmt.Errorf("rt: RT cannot edit or delete a comment (comment %s); the change stays here only", op.Ref.Record)
-		}
+	_, known, err := st.Remote(op.Ref)
+	if err != nil {
 		return foreign.Applied{}, err
 	}
-	if rec == nil {
-		return foreign.Applied{}, nil
+	if !op.Create {
+		return foreign.Applied{}, fmt.Errorf("rt: RT cannot edit or delete a comment (comment %s); the change stays here only", op.Ref.Record)
+	}
+	if known || rec == nil {
+		return foreign.Applied{}, nil // in RT already, or gone before it got there
 	}
 	tu, err := uuid.Parse(rec.Get("ticket"))
 	if err != nil {
@@ -290,33 +357,34 @@ func (g *Gateway) applyComment(ctx context.Context, st *foreign.State, op *forei
 		return foreign.Applied{}, fmt.Errorf("%w: its ticket %s is not in RT yet", foreign.ErrLater, tu)
 	}
 	id := strings.TrimPrefix(tremote, "ticket/")
-	if op.Attempts > 1 {
-		// A retry after a lost answer or a crash: the comment may be there.
-		txnID, found, err := g.findComment(ctx, id, op.Ref.Record, 0)
-		if err != nil {
-			return foreign.Applied{}, err
-		}
-		if found {
-			return g.commentApplied(ctx, txnID)
-		}
+	// Made already, by a try of ours whose answer was lost, or by another
+	// gateway replica? The marker tells.
+	txnID, found, err := g.findComment(ctx, id, op.Ref.Record, 0)
+	if err != nil {
+		return foreign.Applied{}, err
+	}
+	if found {
+		return g.commentApplied(ctx, txnID)
 	}
 	_, etag, err := g.getTicket(ctx, id)
 	if err != nil {
 		return foreign.Applied{}, err
 	}
-	before, _ := strconv.ParseUint(strings.Trim(etag, `"`), 10, 64)
+	before, err := etagSeq(etag)
+	if err != nil {
+		return foreign.Applied{}, err
+	}
 	kind := "comment"
 	if rec.Get("kind") == "correspond" {
 		kind = "correspond"
 	}
-	body := map[string]any{"Content": strings.TrimRight(rec.Get("body"), "\n") + "\n\n" + marker(op.Ref.Record), "ContentType": "text/plain"}
+	body := map[string]any{"Content": rec.Get("body") + "\n\n" + marker(op.Ref.Record), "ContentType": "text/plain"}
 	_, perr := g.c.do(ctx, "POST", "/ticket/"+url.PathEscape(id)+"/"+kind, nil, nil, body, nil)
-	var e *Error
-	if errors.As(perr, &e) {
-		return foreign.Applied{}, perr // RT answered: nothing was made
+	if perr != nil && definite(perr) {
+		return foreign.Applied{}, perr
 	}
-	// Success, or a lost answer: the history tells.
-	txnID, found, err := g.findComment(ctx, id, op.Ref.Record, before)
+	// Success, or an answer that may hide one: the history tells.
+	txnID, found, err = g.findComment(ctx, id, op.Ref.Record, before)
 	switch {
 	case err != nil:
 		return foreign.Applied{}, err
@@ -329,7 +397,8 @@ func (g *Gateway) applyComment(ctx context.Context, st *foreign.State, op *forei
 }
 
 // findComment looks in ticket id's history after transaction `after` for
-// the comment of ours that carries record's marker.
+// the comment that carries record's marker (whoever posted it: another
+// gateway replica may use another RT user).
 func (g *Gateway) findComment(ctx context.Context, id string, record uuid.UUID, after uint64) (string, bool, error) {
 	hist, err := g.history(ctx, id)
 	if err != nil {
@@ -337,7 +406,7 @@ func (g *Gateway) findComment(ctx context.Context, id string, record uuid.UUID, 
 	}
 	var mine []txn
 	for _, h := range hist {
-		if (h.Type == "Comment" || h.Type == "Correspond") && h.Creator.ID.str() == g.user && h.ID.uint() > after {
+		if (h.Type == "Comment" || h.Type == "Correspond") && h.ID.uint() > after {
 			mine = append(mine, h)
 		}
 	}
@@ -363,7 +432,7 @@ func (g *Gateway) commentApplied(ctx context.Context, txnID string) (foreign.App
 	if _, err := g.c.do(ctx, "GET", "/transaction/"+url.PathEscape(txnID), nil, nil, nil, &t); err != nil {
 		return foreign.Applied{}, err
 	}
-	a := foreign.Applied{Remote: remoteTxn(txnID), Echoes: []string{remoteTxn(txnID)}, Report: map[string]string{"author": g.user}}
+	a := foreign.Applied{Remote: remoteTxn(txnID), Echoes: []string{remoteTxn(txnID)}, Report: map[string]string{"author": t.Creator.ID.str()}}
 	if ts, err := rtTime(t.Created); err == nil {
 		a.Report["created"] = ts.Format(time.RFC3339)
 	}

@@ -94,18 +94,18 @@ func CredentialsFromEnv() Credentials {
 func ParseAddress(addr string) (web, queue, canonical string, err error) {
 	rest, ok := strings.CutPrefix(addr, "rt:")
 	if !ok {
-		return "", "", "", fmt.Errorf("rt: address %q does not start with rt: (write rt:http://HOST:PORT/?queue=NAME)", addr)
+		return "", "", "", fmt.Errorf("rt: address %q does not start with rt: (write rt:http://HOST:PORT/?queue=NAME)", redactAddr(addr))
 	}
 	u, err := url.Parse(rest)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", "", "", fmt.Errorf("rt: address %q: want rt:http://HOST[:PORT][/PATH][/?queue=NAME]", addr)
+		return "", "", "", fmt.Errorf("rt: address %q: want rt:http://HOST[:PORT][/PATH][/?queue=NAME]", redactAddr(addr))
 	}
 	if u.User != nil {
 		return "", "", "", fmt.Errorf("rt: address %q holds credentials; put them in PROPHET_RT_USER and PROPHET_RT_PASSWORD (or PROPHET_RT_TOKEN) instead", redact(rest))
 	}
 	for k := range u.Query() {
 		if k != "queue" {
-			return "", "", "", fmt.Errorf("rt: address %q: unknown parameter %q (only queue)", addr, k)
+			return "", "", "", fmt.Errorf("rt: address %q: unknown parameter %q (only queue)", redactAddr(addr), k)
 		}
 	}
 	queue = u.Query().Get("queue")
@@ -116,6 +116,14 @@ func ParseAddress(addr string) (web, queue, canonical string, err error) {
 	}
 	return web, queue, canonical, nil
 }
+
+// redactAddr hides whatever could be a password in an address that may
+// not even parse: anything between "//" and an "@".
+func redactAddr(addr string) string {
+	return userinfoRE.ReplaceAllString(addr, "//xxxxx@")
+}
+
+var userinfoRE = regexp.MustCompile(`//[^/@]*@`)
 
 // New makes a gateway.
 func New(cfg Config) (*Gateway, error) {
@@ -133,7 +141,7 @@ func New(cfg Config) (*Gateway, error) {
 		names: map[string]string{}}
 	g.c = newClient(web, cfg.Credentials, cfg.Timeout, func() { g.requests.Add(1) })
 	if cfg.Transport != nil {
-		g.c.hc.Transport = &foreign.Retry{Next: cfg.Transport, Attempts: 4}
+		g.c.hc.Transport = &foreign.Retry{Next: cfg.Transport, Attempts: 4, PerTry: g.c.hc.Transport.(*foreign.Retry).PerTry}
 	}
 	return g, nil
 }
@@ -774,9 +782,21 @@ func (p *puller) translate(ctx context.Context, t *txn, contents map[string]stri
 	c.Ref, c.Version = tref, int64(pos)
 	final := snap
 	origin := cs.Origin
+	var commentRef *foreign.Ref
+	for _, ch := range cs.Changes {
+		if ch.RecordType == CommentType {
+			commentRef = &foreign.Ref{Type: CommentType, Record: ch.Record}
+		}
+	}
+	txnKey := remoteTxn(string(t.ID))
 	c.Record = func(w *foreign.Writer) error {
 		if err := w.Map(remote, tref); err != nil {
 			return err
+		}
+		if commentRef != nil { // a comment's transaction is its remote object
+			if err := w.Map(txnKey, *commentRef); err != nil {
+				return err
+			}
 		}
 		if err := w.SetOwns(origin, true); err != nil {
 			return err
@@ -852,8 +872,9 @@ func sortedKeys(m map[string]string) []string {
 func (g *Gateway) Owns(ctx context.Context, _ *foreign.State, origin uuid.UUID, seq uint64) (bool, error) {
 	var t txn
 	_, err := g.c.do(ctx, "GET", "/transaction/"+strconv.FormatUint(seq, 10), nil, nil, nil, &t)
-	if errors.Is(err, errNotFound) {
-		return false, nil
+	var e *Error
+	if errors.Is(err, errNotFound) || (errors.As(err, &e) && e.Status == http.StatusForbidden) {
+		return false, nil // not there, or not this user's to see: not from here
 	}
 	if err != nil {
 		return false, err

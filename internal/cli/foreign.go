@@ -60,9 +60,8 @@ func readCredentials(dir string) (map[string]storedCredentials, error) {
 	return m, nil
 }
 
-// gateway makes the gateway for a foreign address, with credentials from
-// the caller's environment (when it names a user), else from prophet
-// foreign login's file.
+// gateway makes the gateway for a foreign address, with the credentials
+// prophet foreign login kept for it, else the caller's environment's.
 func (c *call) gateway(addr string) (foreign.Gateway, error) {
 	canonical, err := foreignURL(addr)
 	if err != nil {
@@ -74,8 +73,10 @@ func (c *call) gateway(addr string) (foreign.Gateway, error) {
 	}
 	switch {
 	case strings.HasPrefix(addr, "rt:"):
+		// A login kept for this address wins: the environment's
+		// credentials, meant for whatever RT, do not go to this one then.
 		cred := rt.Credentials{User: c.getenv("PROPHET_RT_USER"), Password: c.getenv("PROPHET_RT_PASSWORD"), Token: c.getenv("PROPHET_RT_TOKEN")}
-		if s, ok := stored[canonical]; ok && cred.User == "" {
+		if s, ok := stored[canonical]; ok {
 			cred = rt.Credentials{User: s.User, Password: s.Password, Token: s.Token}
 		}
 		g, err := rt.New(rt.Config{Address: addr, Credentials: cred})
@@ -106,7 +107,7 @@ func (c *call) openForeign(here *merge.Local, addr string) (*foreign.Foreign, er
 	if err != nil {
 		return nil, err
 	}
-	f, err := foreign.Open(here, gw, &foreign.Options{Creator: gw.Kind() + "-gateway"})
+	f, err := foreign.Open(here, gw, nil)
 	if errors.Is(err, foreign.ErrStateLocked) {
 		return nil, userf(err, "%v", err)
 	}
@@ -222,8 +223,8 @@ ID <-> record maps, and the sync operations.
   foreign logout ADDRESS
                         forget them
 
-RT's credentials come from PROPHET_RT_USER with PROPHET_RT_PASSWORD or
-PROPHET_RT_TOKEN, else from foreign login. They are never printed, never
+RT's credentials come from foreign login, for the address it was given,
+else from PROPHET_RT_USER with PROPHET_RT_PASSWORD or PROPHET_RT_TOKEN. They are never printed, never
 logged and never written to the replica's log.`,
 	mode: openRead,
 	json: true,
@@ -266,21 +267,28 @@ type opJSON struct {
 }
 
 func (c *call) foreign(recArg string, all bool) error {
-	dirs, _ := filepath.Glob(filepath.Join(c.dir, "foreign", "*"))
+	dirs, err := filepath.Glob(filepath.Join(c.dir, "foreign", "*"))
+	if err != nil {
+		return err
+	}
 	switch c.args[0] {
 	case "list":
 		if len(c.args) != 1 {
 			return usagef("foreign list takes no address")
 		}
 		for _, d := range dirs {
-			st, err := foreign.OpenState(d)
+			st, err := foreign.OpenStateReadOnly(d)
 			if err != nil {
 				return userf(err, "%v", err)
 			}
 			j := foreignJSON{UUID: filepath.Base(d)}
-			j.Address, _ = st.Meta("url")
-			j.Cursor, _ = st.Cursor("feed")
-			j.PushPosition, err = st.PushPosition()
+			j.Address, err = st.Meta("url")
+			if err == nil {
+				j.Cursor, err = st.Cursor("feed")
+			}
+			if err == nil {
+				j.PushPosition, err = st.PushPosition()
+			}
 			st.Close()
 			if err != nil {
 				return err
@@ -306,7 +314,11 @@ func (c *call) foreign(recArg string, all bool) error {
 		if _, err := os.Stat(d); err != nil {
 			return userf(nil, "this replica never synced with %s (no %s)", canonical, d)
 		}
-		st, err := foreign.OpenState(d)
+		open := foreign.OpenStateReadOnly
+		if c.args[0] == "retry" {
+			open = foreign.OpenState
+		}
+		st, err := open(d)
 		if err != nil {
 			return userf(err, "%v", err)
 		}
