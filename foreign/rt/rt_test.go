@@ -296,3 +296,61 @@ func TestPushMovedTicketDisabled(t *testing.T) {
 		t.Fatalf("the op: %s %q", last.State, last.Reason)
 	}
 }
+
+// Comments across two gateway replicas: one posts a comment; the other,
+// which got the comment record by a native sync and never pulled RT since,
+// pushes and posts nothing (the marker shows it is there). An edit of a
+// comment is refused (RT cannot edit comments) and posts nothing either.
+func TestCommentsTwoGateways(t *testing.T) {
+	s := rtServer(t)
+	q := s.queue(t)
+	id := s.createTicket(t, q, "with comments", "first message", "")
+	g1 := s.gateway(t, filepath.Join(t.TempDir(), "one"), s.address(q))
+	gw2, err := New(Config{Address: s.address(q), Credentials: s.cred})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g2 := &gateway{Gateway: foreigntest.OpenIn(t, filepath.Join(t.TempDir(), "two"), g1.Local.R.DatabaseUUID(), gw2), gw: gw2}
+	g1.pull(t)
+	g2.pull(t)
+	tu := g1.gw.TicketOrigin(id)
+	c := g1.Create(t, CommentType, map[string]string{"ticket": tu.String(), "body": "from one", "kind": "comment"})
+	if rep := g1.push(t); rep.Completed != 1 {
+		t.Fatalf("push from one: %+v", rep)
+	}
+	foreigntest.Sync(t, g1.Gateway, g2.Gateway)
+	if rep := g2.push(t); rep.Completed != 1 {
+		t.Fatalf("push from two: %+v", rep)
+	}
+	count := func() int {
+		var pg page[txn]
+		qv := url.Values{"query": {fmt.Sprintf("ObjectType = 'RT::Ticket' AND ObjectId = %s AND Type = 'Comment'", id)}}
+		if _, err := s.c.do(context.Background(), "GET", "/transactions", qv, nil, nil, &pg); err != nil {
+			t.Fatal(err)
+		}
+		return int(pg.Total)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("RT holds %d comments, want 1", n)
+	}
+	// Pull on two: the comment comes as the same record, nothing new.
+	g2.pull(t)
+	foreigntest.Sync(t, g1.Gateway, g2.Gateway)
+	if n := g2.Count(t, CommentType); n != 2 {
+		t.Fatalf("two holds %d comments, want 2 (the first message and ours)", n)
+	}
+	// Editing a comment: refused, and nothing posted.
+	g1.Set(t, c, map[string]string{"body": "edited"})
+	rep, err := g1.F.Push(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Errored != 1 || !strings.Contains(fmt.Sprint(rep.Errors), "cannot edit") {
+		t.Fatalf("push of an edited comment: %+v", rep)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("RT holds %d comments after the edit, want 1", n)
+	}
+	g1.Verify(t)
+	g2.Verify(t)
+}
