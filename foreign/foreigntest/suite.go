@@ -58,7 +58,7 @@ func Run(t *testing.T, k Kit) {
 	t.Run("Conflict", k.conflict)
 	t.Run("LostAnswer", k.lostAnswer)
 	t.Run("CrashBeforeAnswer", k.crashBeforeAnswer)
-	t.Run("Relay", k.relay)
+	t.Run("Seed004Relay", k.relay)
 	t.Run("TwoGateways", k.twoGateways)
 	t.Run("NoopPull", k.noopPull)
 }
