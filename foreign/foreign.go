@@ -341,14 +341,16 @@ type PushReport struct {
 	Errors    []error // one per errored op
 }
 
-// Push sends the gateway replica's changes that the remote lacks: it reads
-// the local log after the push position (the state handle's, never the
-// merge tickets), queues one outbound op per record changed (a newer one
-// cancels an older queued one), then runs the ops, several records at
-// once. A record whose op fails is reported; the others go on.
+// Push sends the gateway replica's changes that the remote lacks. It is
+// a merge from the gateway replica into the foreign replica as a sink
+// (Sink): the merge reads the local log after the push position (the
+// state handle's, never the merge tickets) and the sink queues one
+// outbound op per record changed (a newer one cancels an older queued
+// one). Then the queued ops run, several records at once. A record whose
+// op fails is reported; the others go on.
 func (f *Foreign) Push(ctx context.Context) (PushReport, error) {
 	var rep PushReport
-	if err := f.queue(ctx, &rep); err != nil {
+	if _, err := merge.Pull(ctx, f.local, f.Sink(&rep), nil); err != nil {
 		return rep, err
 	}
 	run, err := f.st.Run(ctx, Outbound, f.o.Workers, f.o.Clock, f.apply)
@@ -357,91 +359,147 @@ func (f *Foreign) Push(ctx context.Context) (PushReport, error) {
 	return rep, err
 }
 
-// queue turns the local log after the push position into outbound ops.
-func (f *Foreign) queue(ctx context.Context, rep *PushReport) error {
-	pos, err := f.st.PushPosition()
-	if err != nil {
+// Sink is the foreign replica as a merge sink: merge.Pull(ctx,
+// gatewayReplica, f.Sink(&rep), nil) queues, as outbound sync operations,
+// whatever of the gateway replica's log the remote lacks, and moves the
+// push position (Push then runs the ops). Its merge tickets are empty: what
+// the remote has is the push position and the owned origins, never the
+// gateway's tickets (seed 004). Decisions go to the gateway's resolution
+// database, which the foreign replica shares.
+func (f *Foreign) Sink(rep *PushReport) merge.Sink {
+	if rep == nil {
+		rep = &PushReport{}
+	}
+	return &pushSink{f: f, rep: rep}
+}
+
+var (
+	_ merge.Source = (*source)(nil)
+	_ merge.Sink   = (*pushSink)(nil)
+	_ merge.Sink   = sink{}
+)
+
+type pushSink struct {
+	f   *Foreign
+	rep *PushReport
+}
+
+func (s *pushSink) Info(context.Context) (merge.Info, error) {
+	return merge.Info{Replica: s.f.id, Database: s.f.local.R.DatabaseUUID()}, nil
+}
+
+func (s *pushSink) Tickets(context.Context) (map[uuid.UUID]uint64, error) {
+	return map[uuid.UUID]uint64{}, nil
+}
+
+func (s *pushSink) Position(_ context.Context, peer uuid.UUID) (uint64, error) {
+	if peer != s.f.local.R.UUID() {
+		return 0, fmt.Errorf("foreign: %s takes pushes from its gateway replica %s only, not %s", s.f.gw.URL(), s.f.local.R.UUID(), peer)
+	}
+	return s.f.st.PushPosition()
+}
+
+// SetPosition: Bulk moves the position with the ops it queues, in one
+// batch; the merge's own call after it finds it there already.
+func (s *pushSink) SetPosition(_ context.Context, _ uuid.UUID, seq uint64) error {
+	pos, err := s.f.st.PushPosition()
+	if err != nil || seq <= pos {
 		return err
 	}
-	r := f.local.R
-	type pending struct {
-		op   Op
-		seen bool
-	}
-	byRec := map[Ref]*pending{}
+	return s.f.st.Update(func(w *Writer) error { return w.SetPushPosition(seq) })
+}
+
+func (s *pushSink) ResolutionDB() merge.Resolutions { return s.f.local.ResolutionDB() }
+
+// pushBatch is how many changesets' ops are queued per batch.
+const pushBatch = 1000
+
+// Bulk turns the changesets into outbound ops, a batch at a time, each
+// batch with the push position after it.
+func (s *pushSink) Bulk(ctx context.Context, next func() (*replica.Unit, error)) (replica.BulkResult, error) {
+	f, r := s.f, s.f.local.R
+	var res replica.BulkResult
+	byRec := map[Ref]*Op{}
 	var order []Ref
-	last := pos
-	it := r.Log(pos + 1)
-	for it.Next() {
-		if err := ctx.Err(); err != nil {
-			it.Close()
-			return err
+	var last uint64
+	flush := func() error {
+		if last == 0 {
+			return nil
 		}
-		last = it.Seq()
-		rep.Read++
-		id, err := it.ID()
-		if err != nil {
-			it.Close()
-			return err
-		}
-		if id.Origin != r.UUID() {
-			owns, err := f.owns(ctx, id.Origin, id.Seq)
-			if err != nil {
-				it.Close()
-				return err
+		now := f.o.Clock()
+		err := f.st.UpdateOps(func(w *Writer) error {
+			for _, ref := range order {
+				if _, err := f.st.Submit(*byRec[ref], now, w); err != nil {
+					return err
+				}
+				s.rep.Queued++
 			}
-			if owns {
-				rep.Owned++
-				continue
-			}
-		}
-		cs, err := it.Changeset()
-		if err != nil {
-			it.Close()
-			return err
-		}
-		if cs.Creator == f.o.Creator && cs.Origin == r.UUID() {
-			continue // a report of what a push did
-		}
-		for i := range cs.Changes {
-			ch := &cs.Changes[i]
-			props, ok := f.gw.Outbound(ch)
-			if !ok {
-				continue
-			}
-			ref := Ref{Type: ch.RecordType, Record: ch.Record}
-			p := byRec[ref]
-			if p == nil {
-				p = &pending{op: Op{Dir: Outbound, Ref: ref}}
-				byRec[ref] = p
-				order = append(order, ref)
-			}
-			p.op.Version = int64(it.Seq())
-			p.op.Props = union(p.op.Props, props)
-			switch ch.Op {
-			case changeset.Add:
-				p.op.Create, p.op.Delete = true, false
-			case changeset.Delete:
-				p.op.Delete = true
-			}
-		}
-	}
-	if err := it.Close(); err != nil {
+			return w.SetPushPosition(last)
+		})
+		clear(byRec)
+		order = order[:0]
 		return err
 	}
-	if last == pos {
-		return nil
-	}
-	now := f.o.Clock()
-	return f.st.UpdateOps(func(w *Writer) error {
-		for _, ref := range order {
-			if _, err := f.st.Submit(byRec[ref].op, now, w); err != nil {
-				return err
-			}
-			rep.Queued++
+	n := 0
+	for {
+		u, err := next()
+		if errors.Is(err, io.EOF) || (err == nil && u == nil) {
+			break
 		}
-		return w.SetPushPosition(last)
-	})
+		if err != nil {
+			return res, err
+		}
+		res.Units++
+		for _, cs := range u.Changesets {
+			res.Changesets++
+			s.rep.Read++
+			n++
+			last = max(last, cs.Seq)
+			if cs.Origin != r.UUID() {
+				owns, err := f.owns(ctx, cs.Origin, cs.OriginSeq)
+				if err != nil {
+					return res, err
+				}
+				if owns {
+					s.rep.Owned++
+					continue
+				}
+			}
+			if cs.Creator == f.o.Creator && cs.Origin == r.UUID() {
+				continue // a report of what this foreign replica's push did
+			}
+			for i := range cs.Changes {
+				ch := &cs.Changes[i]
+				props, ok := f.gw.Outbound(ch)
+				if !ok {
+					continue
+				}
+				ref := Ref{Type: ch.RecordType, Record: ch.Record}
+				op := byRec[ref]
+				if op == nil {
+					op = &Op{Dir: Outbound, Ref: ref}
+					byRec[ref] = op
+					order = append(order, ref)
+				}
+				op.Version = int64(cs.Seq)
+				op.Props = union(op.Props, props)
+				switch ch.Op {
+				case changeset.Add:
+					op.Create, op.Delete = true, false
+				case changeset.Delete:
+					op.Delete = true
+				}
+			}
+		}
+		if n >= pushBatch {
+			if err := flush(); err != nil {
+				return res, err
+			}
+			n = 0
+		}
+	}
+	res.LastSeq = last
+	return res, flush()
 }
 
 // owns asks the state handle, then the gateway, whether changesets of
