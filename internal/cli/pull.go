@@ -31,6 +31,12 @@ counts what a pull would read and what of it is new, and changes nothing;
 it cannot tell whether there are conflicts. With --json, the pull shape of
 prophet --help (the dry-run shape with --dry-run).
 
+SOURCE may be a foreign replica, rt:http://HOST/?queue=NAME (or a peer that
+names one): RT's transactions since the last pull come in as changesets,
+with RT's old values, so an edit made in RT while you edited the same field
+here is a conflict like any other. See prophet foreign --help for the
+credentials and the sync operations.
+
 --live keeps pulling from a served replica (SOURCE an http(s) URL, or a
 peer with one) until interrupted: it subscribes to the server's live feed
 (GET /v1/live) and pulls each time the server's log grows, so this replica

@@ -17,6 +17,13 @@ replica as the source. Nothing of TARGET's comes back; pull for that. A
 served TARGET settles conflicts itself (no prompt): a conflict nothing
 settles stops the push, and --prefer goes on.
 
+TARGET may be a foreign replica, rt:http://HOST/?queue=NAME (or a peer that
+names one): every change since the last push becomes a sync operation, one
+record at a time, several records at once; it prints how many changes were
+sent, failed and wait, and exits 1 when one failed (prophet foreign ops
+says why). A change RT made since the last pull is not overwritten: the
+operation waits; pull first (prophet sync does both).
+
 --prefer is from this replica's side, as everywhere: mine keeps this
 replica's values, theirs keeps TARGET's. The rest is as in prophet pull
 --help: the resolution database, identical changes, the prompt on a
