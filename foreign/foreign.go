@@ -57,6 +57,14 @@ type Gateway interface {
 	Derived() []string
 }
 
+// RemoteChangesets is implemented by gateways that recognise, by their
+// content, the changesets any gateway replica made from their remote (a
+// gateway whose changesets have per-gateway origins, which no remote
+// lookup can attribute): a push skips them.
+type RemoteChangesets interface {
+	FromRemote(cs *changeset.Changeset) bool
+}
+
 // Change is one remote change, translated.
 type Change struct {
 	Pos uint64 // its position in the remote's feed
@@ -71,6 +79,11 @@ type Change struct {
 	// Record is the state writes that go with it once integrated
 	// (remote <-> record maps, snapshots); run when the position passes it.
 	Record func(w *Writer) error
+	// State is the remote object's properties after the change, as the
+	// record should hold them (nil: not known): after the merge, the
+	// record takes any of them that an older stamp kept from taking
+	// effect (see Pull).
+	State map[string]string
 }
 
 // Applied is what an outbound op did on the remote.
@@ -147,10 +160,16 @@ func (f *Foreign) stamp() error {
 	}
 	switch have {
 	case f.gw.URL():
-		return nil
+		if g, err := f.st.Meta("gateway"); err != nil || g != "" {
+			return err
+		}
+		return f.st.Update(func(w *Writer) error { return w.SetMeta("gateway", f.local.R.UUID().String()) })
 	case "":
 		return f.st.Update(func(w *Writer) error {
 			if err := w.SetMeta("url", f.gw.URL()); err != nil {
+				return err
+			}
+			if err := w.SetMeta("gateway", f.local.R.UUID().String()); err != nil {
 				return err
 			}
 			return w.SetMeta("kind", f.gw.Kind())
@@ -270,8 +289,108 @@ func (f *Foreign) Pull(ctx context.Context, mopts *merge.Options) (merge.Report,
 			err = werr
 		}
 		rep.Position = pos
+		if cerr := f.catchUp(ctx, src.changes, pos); cerr != nil && err == nil {
+			err = cerr
+		}
 	}
 	return rep, err
+}
+
+// catchUp makes the records of the objects a pull changed hold what the
+// remote holds. A remote change that applied cleanly can still lose to the
+// record's newer stamp (records are last-writer-wins registers, and a
+// remote stamps its changes with its own clock, to the second): then the
+// record would keep a value the remote no longer has, on every replica,
+// and nothing would ever push or pull it again. catchUp commits, as one
+// local changeset per record (a report, which this foreign replica's push
+// skips), the remote's values for the properties where the record differs
+// and holds no local edit still to push.
+func (f *Foreign) catchUp(ctx context.Context, changes []Change, pos uint64) error {
+	final := map[Ref]map[string]string{}
+	var order []Ref
+	for _, c := range changes {
+		if c.Pos > pos || c.State == nil || c.Ref.Type == "" {
+			continue
+		}
+		if _, ok := final[c.Ref]; !ok {
+			order = append(order, c.Ref)
+		}
+		final[c.Ref] = c.State
+	}
+	if len(order) == 0 {
+		return nil
+	}
+	pending, err := f.pendingEdits(ctx)
+	if err != nil {
+		return err
+	}
+	r := f.local.R
+	for _, ref := range order {
+		rec, err := r.Get(ref.Type, ref.Record)
+		if errors.Is(err, replica.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		set := map[string]string{}
+		for k, v := range final[ref] {
+			if rec.Get(k) != v && !pending[ref][k] {
+				set[k] = v
+			}
+		}
+		if len(set) == 0 {
+			continue
+		}
+		cctx := replica.WithCreator(context.WithoutCancel(ctx), f.o.Creator)
+		if _, err := r.Commit(cctx, replica.Edit{Type: ref.Type, Record: ref.Record, Op: replica.Update, Set: set}); err != nil && !errors.Is(err, replica.ErrNotFound) {
+			return fmt.Errorf("foreign: bringing %s level with %s: %w", ref, f.gw.URL(), err)
+		}
+	}
+	return nil
+}
+
+// pendingEdits lists, per record, the properties that changesets after
+// the push position changed which did not come from this remote: local
+// edits still to push, which the remote's values must not overwrite.
+func (f *Foreign) pendingEdits(ctx context.Context) (map[Ref]map[string]bool, error) {
+	pos, err := f.st.PushPosition()
+	if err != nil {
+		return nil, err
+	}
+	r := f.local.R
+	out := map[Ref]map[string]bool{}
+	it := r.Log(pos + 1)
+	defer it.Close()
+	for it.Next() {
+		cs, err := it.Changeset()
+		if err != nil {
+			return nil, err
+		}
+		if cs.Creator == f.o.Creator && cs.Origin == r.UUID() {
+			continue
+		}
+		if rc, ok := f.gw.(RemoteChangesets); ok && rc.FromRemote(cs) {
+			continue
+		}
+		if cs.Origin != r.UUID() {
+			if owns, known, err := f.st.Owns(cs.Origin); err != nil {
+				return nil, err
+			} else if known && owns {
+				continue
+			}
+		}
+		for _, ch := range cs.Changes {
+			ref := Ref{Type: ch.RecordType, Record: ch.Record}
+			if out[ref] == nil {
+				out[ref] = map[string]bool{}
+			}
+			for _, p := range ch.Props {
+				out[ref][p.Name] = true
+			}
+		}
+	}
+	return out, it.Err()
 }
 
 // record writes the new feed position with the inbound ops (the audit
@@ -467,6 +586,10 @@ func (s *pushSink) Bulk(ctx context.Context, next func() (*replica.Unit, error))
 			}
 			if cs.Creator == f.o.Creator && cs.Origin == r.UUID() {
 				continue // a report of what this foreign replica's push did
+			}
+			if rc, ok := f.gw.(RemoteChangesets); ok && rc.FromRemote(cs) {
+				s.rep.Owned++
+				continue
 			}
 			for i := range cs.Changes {
 				ch := &cs.Changes[i]

@@ -174,6 +174,19 @@ func (s *State) get(k []byte) ([]byte, bool, error) {
 	return out, true, nil
 }
 
+// Gateway is the UUID of the gateway replica the state handle belongs to.
+func (s *State) Gateway() (uuid.UUID, error) {
+	v, err := s.Meta("gateway")
+	if err != nil {
+		return uuid.Nil, err
+	}
+	id, err := uuid.Parse(v)
+	if err != nil {
+		return uuid.Nil, fmt.Errorf("foreign: state handle %s names no gateway replica (%q)", s.dir, v)
+	}
+	return id, nil
+}
+
 // Meta reads a meta value ("" when unset).
 func (s *State) Meta(name string) (string, error) {
 	v, _, err := s.get(key(kMeta, []byte(name)))

@@ -781,6 +781,7 @@ func (p *puller) translate(ctx context.Context, t *txn, contents map[string]stri
 	p.refs[remote] = tref
 	c.Ref, c.Version = tref, int64(pos)
 	final := snap
+	c.State = snap
 	origin := cs.Origin
 	var commentRef *foreign.Ref
 	for _, ch := range cs.Changes {

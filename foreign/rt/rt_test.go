@@ -354,3 +354,25 @@ func TestCommentsTwoGateways(t *testing.T) {
 	g1.Verify(t)
 	g2.Verify(t)
 }
+
+// An RT edit right after our push (RT stamps it to the second, older than
+// the push's report here) still reaches the record: the pull brings the
+// record level with RT where a stamp kept the change from taking effect.
+func TestPullAfterPushSameSecond(t *testing.T) {
+	s := rtServer(t)
+	q := s.queue(t)
+	id := s.createTicket(t, q, "start", "", "")
+	g := s.gateway(t, filepath.Join(t.TempDir(), "g"), s.address(q))
+	g.pull(t)
+	ref := foreign.Ref{Type: TicketType, Record: g.gw.TicketOrigin(id)}
+	for i := range 3 {
+		g.Set(t, ref, map[string]string{"subject": fmt.Sprintf("ours %d", i)})
+		g.push(t)
+		s.set(t, id, map[string]any{"Subject": fmt.Sprintf("theirs %d", i)})
+		g.pull(t)
+		if got := g.Get(t, ref).Get("subject"); got != fmt.Sprintf("theirs %d", i) {
+			t.Fatalf("round %d: subject %q after pulling RT's edit", i, got)
+		}
+	}
+	g.Verify(t)
+}

@@ -1,0 +1,380 @@
+package github
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	gh "github.com/google/go-github/v84/github"
+
+	"github.com/prophet-sync/prophet/changeset"
+	"github.com/prophet-sync/prophet/foreign"
+)
+
+// The pull's cursors in the state handle: for issues and for comments,
+// the greatest updated_at seen ("since") and the ETag of the first page
+// listed from it. The framework's "feed" cursor is the position.
+const (
+	cIssuesSince   = "issues-since"
+	cIssuesETag    = "issues-etag"
+	cCommentsSince = "comments-since"
+	cCommentsETag  = "comments-etag"
+)
+
+// listing is one of the two repo-wide lists the pull reads.
+type listing struct {
+	kind        string // "issues" or "comments"
+	sinceCursor string
+	etagCursor  string
+}
+
+var listings = []listing{
+	{"issues", cIssuesSince, cIssuesETag},
+	{"comments", cCommentsSince, cCommentsETag},
+}
+
+// firstPage is a list's first page, read by Latest and kept for Changes.
+type firstPage struct {
+	since   string
+	etag    string
+	issues  []*gh.Issue
+	comms   []*gh.IssueComment
+	next    int
+	changed bool
+}
+
+// Latest asks both lists for what changed since their cursors with
+// If-None-Match: when neither changed (two 304s, which cost no rate limit)
+// the pull stops there.
+func (g *Gateway) Latest(ctx context.Context, st *foreign.State) (uint64, error) {
+	pos, err := position(st)
+	if err != nil {
+		return 0, err
+	}
+	g.first = map[string]*firstPage{}
+	changed := false
+	for _, l := range listings {
+		fp, err := g.list(ctx, st, l, 1, true)
+		if err != nil {
+			return 0, err
+		}
+		g.first[l.kind] = fp
+		changed = changed || fp.changed
+	}
+	if changed {
+		return pos + 1, nil
+	}
+	return pos, nil
+}
+
+func position(st *foreign.State) (uint64, error) {
+	v, err := st.Cursor("feed")
+	if err != nil || v == "" {
+		return 0, err
+	}
+	return strconv.ParseUint(v, 10, 64)
+}
+
+// list reads one page of a list from its cursor, oldest change first;
+// conditional on the first page's stored ETag when cond.
+func (g *Gateway) list(ctx context.Context, st *foreign.State, l listing, page int, cond bool) (*firstPage, error) {
+	since, err := st.Cursor(l.sinceCursor)
+	if err != nil {
+		return nil, err
+	}
+	return g.listSince(ctx, st, l, since, page, cond)
+}
+
+func (g *Gateway) listSince(ctx context.Context, st *foreign.State, l listing, since string, page int, cond bool) (*firstPage, error) {
+	q := fmt.Sprintf("repos/%s/%s/issues", g.owner, g.repo)
+	params := "?state=all&sort=updated&direction=asc&per_page=100&page=" + strconv.Itoa(page)
+	if l.kind == "comments" {
+		q += "/comments"
+		params = "?sort=updated&direction=asc&per_page=100&page=" + strconv.Itoa(page)
+	}
+	if since != "" {
+		params += "&since=" + since
+	}
+	req, err := g.c.NewRequest(http.MethodGet, q+params, nil)
+	if err != nil {
+		return nil, err
+	}
+	var stored string
+	if cond {
+		if stored, err = st.Cursor(l.etagCursor); err != nil {
+			return nil, err
+		}
+	}
+	if s, etag, ok := strings.Cut(stored, " "); cond && ok && s == since {
+		req.Header.Set("If-None-Match", etag)
+	}
+	fp := &firstPage{since: since, changed: true}
+	var resp *gh.Response
+	if l.kind == "issues" {
+		resp, err = g.c.Do(ctx, req, &fp.issues)
+	} else {
+		resp, err = g.c.Do(ctx, req, &fp.comms)
+	}
+	if resp != nil && resp.StatusCode == http.StatusNotModified {
+		fp.changed = false
+		return fp, nil
+	}
+	if err != nil {
+		return nil, g.explain(err)
+	}
+	fp.etag, fp.next = resp.Header.Get("ETag"), resp.NextPage
+	return fp, nil
+}
+
+// Changes reads both lists after their cursors, page by page (Link
+// headers), and emits a changeset for each issue and comment that differs
+// from its snapshot.
+func (g *Gateway) Changes(ctx context.Context, st *foreign.State, after uint64, emit func(foreign.Change) error) error {
+	origin, err := g.origin(st)
+	if err != nil {
+		return err
+	}
+	p := &puller{g: g, st: st, origin: origin, pos: after, snaps: map[string]map[string]string{}, refs: map[string]foreign.Ref{}}
+	for _, l := range listings {
+		fp := g.first[l.kind]
+		if fp == nil {
+			if fp, err = g.list(ctx, st, l, 1, false); err != nil {
+				return err
+			}
+		}
+		if !fp.changed {
+			continue
+		}
+		maxUpdated := fp.since
+		for page := 1; ; page++ {
+			if page > 1 {
+				if fp, err = g.list(ctx, st, l, page, false); err != nil {
+					return err
+				}
+			}
+			for _, is := range fp.issues {
+				if is.IsPullRequest() {
+					continue
+				}
+				if err := p.issue(is, emit); err != nil {
+					return err
+				}
+				maxUpdated = maxStamp(maxUpdated, stamp(is.GetUpdatedAt()))
+			}
+			for _, c := range fp.comms {
+				if err := p.comment(c, emit); err != nil {
+					return err
+				}
+				maxUpdated = maxStamp(maxUpdated, stamp(c.GetUpdatedAt()))
+			}
+			if fp.next == 0 {
+				break
+			}
+		}
+		// The cursor moves to the newest change seen (GitHub's since is
+		// "at or after": that second is read again, and what did not
+		// change since is skipped by its snapshot). The first page's
+		// ETag is kept only while the cursor stays.
+		first := g.first[l.kind]
+		cur := l
+		var etag string
+		switch {
+		case first != nil && maxUpdated == first.since:
+			etag = first.etag
+		default:
+			// The cursor moved: the ETag of the list from there, read
+			// now, makes the next pull with nothing new free of the rate
+			// limit (a 304).
+			// A change that came in between shows in that page: then
+			// no ETag is kept, and the next pull reads the list.
+			fresh, err := g.listSince(ctx, st, l, maxUpdated, 1, false)
+			if err != nil {
+				return err
+			}
+			etag = fresh.etag
+			if fresh.next != 0 || !p.seen(fresh) {
+				etag = ""
+			}
+		}
+		p.pos++
+		if err := emit(foreign.Change{Pos: p.pos, Record: func(w *foreign.Writer) error {
+			if err := w.SetCursor(cur.sinceCursor, maxUpdated); err != nil {
+				return err
+			}
+			if etag == "" {
+				return w.SetCursor(cur.etagCursor, "")
+			}
+			return w.SetCursor(cur.etagCursor, maxUpdated+" "+etag)
+		}}); err != nil {
+			return err
+		}
+	}
+	g.first = nil
+	return nil
+}
+
+// seen says whether every item of a page equals its snapshot.
+func (p *puller) seen(fp *firstPage) bool {
+	same := func(key string, props map[string]string) bool {
+		snap, err := p.snapshot(key)
+		return err == nil && maps.Equal(snap, props)
+	}
+	for _, is := range fp.issues {
+		props, _ := issueProps(is)
+		if !is.IsPullRequest() && !same(p.g.issueKey(is.GetNumber()), props) {
+			return false
+		}
+	}
+	for _, c := range fp.comms {
+		n, err := issueNumber(c.GetIssueURL())
+		if err != nil {
+			return false
+		}
+		props, _ := commentProps(c)
+		ref, err := p.ref(p.g.issueKey(n), IssueType, [16]byte{})
+		if err != nil {
+			return false
+		}
+		props["issue"] = ref.Record.String()
+		key := p.g.commentKey(c.GetID())
+		if snap, err := p.snapshot(key); err == nil && snap == nil {
+			if _, known, err := p.st.Record(p.g.issueKey(n)); err == nil && !known {
+				if _, seen := p.refs[p.g.issueKey(n)]; !seen {
+					continue // a pull request's comment, never kept
+				}
+			}
+			return false // a new comment
+		}
+		if !same(key, props) {
+			return false
+		}
+	}
+	return true
+}
+
+func maxStamp(a, b string) string {
+	if b > a { // RFC 3339 in UTC sorts as time does
+		return b
+	}
+	return a
+}
+
+// puller translates one pull, overlaying the state handle's snapshots and
+// maps with what it saw so far.
+type puller struct {
+	g      *Gateway
+	st     *foreign.State
+	origin [16]byte
+	pos    uint64
+	snaps  map[string]map[string]string
+	refs   map[string]foreign.Ref
+}
+
+func (p *puller) snapshot(key string) (map[string]string, error) {
+	if s, ok := p.snaps[key]; ok {
+		return s, nil
+	}
+	return p.st.Snapshot(key)
+}
+
+func (p *puller) ref(key, typ string, marker [16]byte) (foreign.Ref, error) {
+	if r, ok := p.refs[key]; ok {
+		return r, nil
+	}
+	r, ok, err := p.st.Record(key)
+	if err != nil || ok {
+		return r, err
+	}
+	r = foreign.Ref{Type: typ, Record: p.g.objectUUID(key)}
+	if marker != [16]byte{} {
+		r.Record = marker
+	}
+	return r, nil
+}
+
+func (p *puller) issue(is *gh.Issue, emit func(foreign.Change) error) error {
+	props, rec := issueProps(is)
+	return p.object(IssueType, p.g.issueKey(is.GetNumber()), props, rec, is.GetUpdatedAt().Time, emit)
+}
+
+func (p *puller) comment(c *gh.IssueComment, emit func(foreign.Change) error) error {
+	n, err := issueNumber(c.GetIssueURL())
+	if err != nil {
+		return err
+	}
+	ikey := p.g.issueKey(n)
+	iref, err := p.ref(ikey, IssueType, [16]byte{})
+	if err != nil {
+		return err
+	}
+	if _, ok, err := p.st.Record(ikey); err == nil && !ok {
+		if _, seen := p.refs[ikey]; !seen {
+			return nil // a comment of a pull request (or of an issue not pulled)
+		}
+	} else if err != nil {
+		return err
+	}
+	props, rec := commentProps(c)
+	props["issue"] = iref.Record.String()
+	return p.object(CommentType, p.g.commentKey(c.GetID()), props, rec, c.GetUpdatedAt().Time, emit)
+}
+
+// object emits the changeset that takes the record from the object's
+// snapshot to props (nothing when they are equal: unchanged, or our own
+// push's answer).
+func (p *puller) object(typ, key string, props map[string]string, marker [16]byte, updated time.Time, emit func(foreign.Change) error) error {
+	snap, err := p.snapshot(key)
+	if err != nil {
+		return err
+	}
+	if maps.Equal(snap, props) {
+		return nil
+	}
+	ref, err := p.ref(key, typ, marker)
+	if err != nil {
+		return err
+	}
+	ch := changeset.Change{RecordType: typ, Record: ref.Record, Op: changeset.Update}
+	if snap == nil {
+		ch.Op = changeset.Add
+	}
+	for _, k := range slices.Sorted(maps.Keys(union(props, snap))) {
+		oldV, newV := snap[k], props[k]
+		if oldV == newV || (ch.Op == changeset.Add && newV == "") {
+			continue
+		}
+		if ch.Op == changeset.Add {
+			oldV = ""
+		}
+		ch.Props = append(ch.Props, changeset.PropChange{Name: k, Old: oldV, New: newV})
+	}
+	p.snaps[key], p.refs[key] = props, ref
+	p.pos++
+	cs := &changeset.Changeset{Origin: p.origin, OriginSeq: p.pos, Creator: p.g.url, Created: updated.UTC(),
+		Changes: []changeset.Change{ch}}
+	final := props
+	return emit(foreign.Change{Pos: p.pos, Changeset: cs, Ref: ref, Version: updated.UnixNano(), State: props, Record: func(w *foreign.Writer) error {
+		if err := w.Map(key, ref); err != nil {
+			return err
+		}
+		return w.SetSnapshot(key, final)
+	}})
+}
+
+func union(a, b map[string]string) map[string]string {
+	out := maps.Clone(a)
+	if out == nil {
+		out = map[string]string{}
+	}
+	for k := range b {
+		if _, ok := out[k]; !ok {
+			out[k] = ""
+		}
+	}
+	return out
+}
