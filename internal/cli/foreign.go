@@ -17,12 +17,13 @@ import (
 	"golang.org/x/term"
 
 	"github.com/prophet-sync/prophet/foreign"
+	"github.com/prophet-sync/prophet/foreign/github"
 	"github.com/prophet-sync/prophet/foreign/rt"
 	"github.com/prophet-sync/prophet/merge"
 )
 
 // foreignPrefixes are the address forms of the foreign replicas.
-var foreignPrefixes = []string{"rt:"}
+var foreignPrefixes = []string{"rt:", "github:"}
 
 func isForeign(s string) bool {
 	for _, p := range foreignPrefixes {
@@ -84,8 +85,21 @@ func (c *call) gateway(addr string) (foreign.Gateway, error) {
 			return nil, userf(err, "%v", err)
 		}
 		return g, nil
+	case strings.HasPrefix(addr, "github:"):
+		token := c.getenv("PROPHET_GITHUB_TOKEN")
+		if token == "" {
+			token = c.getenv("GITHUB_TOKEN")
+		}
+		if s, ok := stored[canonical]; ok {
+			token = s.Token
+		}
+		g, err := github.New(github.Config{Address: addr, Token: token})
+		if err != nil {
+			return nil, userf(err, "%v", err)
+		}
+		return g, nil
 	}
-	return nil, usagef("%s is not a foreign replica address (rt:http://HOST/?queue=NAME)", addr)
+	return nil, usagef("%s is not a foreign replica address (rt:http://HOST/?queue=NAME or github:OWNER/REPO)", addr)
 }
 
 // foreignURL is the canonical address of a foreign replica (no
@@ -98,8 +112,14 @@ func foreignURL(addr string) (string, error) {
 			return "", usagef("%v", err)
 		}
 		return canonical, nil
+	case strings.HasPrefix(addr, "github:"):
+		_, _, _, canonical, err := github.ParseAddress(addr)
+		if err != nil {
+			return "", usagef("%v", err)
+		}
+		return canonical, nil
 	}
-	return "", usagef("%s is not a foreign replica address (rt:http://HOST/?queue=NAME)", addr)
+	return "", usagef("%s is not a foreign replica address (rt:http://HOST/?queue=NAME or github:OWNER/REPO)", addr)
 }
 
 func (c *call) openForeign(here *merge.Local, addr string) (*foreign.Foreign, error) {
