@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -110,6 +111,7 @@ type Options struct {
 
 // Foreign is a foreign replica, seen from one gateway replica.
 type Foreign struct {
+	mu    sync.Mutex // a pull and an event's integration number changesets: one at a time
 	gw    Gateway
 	local *merge.Local
 	st    *State
@@ -267,6 +269,8 @@ func (s sink) SetPosition(_ context.Context, _ uuid.UUID, seq uint64) error {
 // settled by the resolvers and the resolution database. A conflict on the
 // remote's derived properties alone is settled for the remote.
 func (f *Foreign) Pull(ctx context.Context, mopts *merge.Options) (merge.Report, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	var o merge.Options
 	if mopts != nil {
 		o = *mopts
@@ -350,6 +354,26 @@ func (f *Foreign) catchUp(ctx context.Context, changes []Change, pos uint64) err
 	return nil
 }
 
+// fromHere says, without asking the remote, whether cs came from it: a
+// report of this foreign replica's push, a changeset its gateway knows by
+// content (RemoteChangesets), or one of an origin already known to be the
+// remote's.
+func (f *Foreign) fromHere(cs *changeset.Changeset) bool {
+	r := f.local.R
+	if cs.Creator == f.o.Creator && cs.Origin == r.UUID() {
+		return true
+	}
+	if rc, ok := f.gw.(RemoteChangesets); ok && rc.FromRemote(cs) {
+		return true
+	}
+	if cs.Origin != r.UUID() {
+		if owns, known, err := f.st.Owns(cs.Origin); err == nil && known && owns {
+			return true
+		}
+	}
+	return false
+}
+
 // pendingEdits lists, per record, the properties that changesets after
 // the push position changed which did not come from this remote: local
 // edits still to push, which the remote's values must not overwrite.
@@ -367,18 +391,8 @@ func (f *Foreign) pendingEdits(ctx context.Context) (map[Ref]map[string]bool, er
 		if err != nil {
 			return nil, err
 		}
-		if cs.Creator == f.o.Creator && cs.Origin == r.UUID() {
+		if f.fromHere(cs) {
 			continue
-		}
-		if rc, ok := f.gw.(RemoteChangesets); ok && rc.FromRemote(cs) {
-			continue
-		}
-		if cs.Origin != r.UUID() {
-			if owns, known, err := f.st.Owns(cs.Origin); err != nil {
-				return nil, err
-			} else if known && owns {
-				continue
-			}
 		}
 		for _, ch := range cs.Changes {
 			ref := Ref{Type: ch.RecordType, Record: ch.Record}

@@ -53,6 +53,7 @@ const (
 	kOp       = 'q' // op8 -> msgpack Op
 	kOpRecord = 'k' // ref op8 -> empty: ops per record
 	kOpActive = 'a' // op8 -> empty: queued and processing ops
+	kDelivery = 'd' // delivery ID -> op8: events delivered (webhooks)
 )
 
 // ErrStateLocked is returned when another process holds the state handle.

@@ -14,6 +14,7 @@ import (
 	"github.com/prophet-sync/prophet/foreign"
 	"github.com/prophet-sync/prophet/foreign/foreigntest"
 	"github.com/prophet-sync/prophet/foreign/github/githubfake"
+	"github.com/prophet-sync/prophet/foreign/github/githubfake/openapicheck"
 )
 
 const (
@@ -24,6 +25,15 @@ const (
 
 var repoN atomic.Int64
 
+func checker(t testing.TB) githubfake.Checker {
+	t.Helper()
+	c, err := openapicheck.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // fakeRemote is a repository of its own on a fake GitHub, whose requests
 // and answers are checked against GitHub's OpenAPI description.
 type fakeRemote struct {
@@ -32,7 +42,7 @@ type fakeRemote struct {
 }
 
 func newFakeRemote(t testing.TB) *fakeRemote {
-	srv := githubfake.New(githubfake.Options{TB: t})
+	srv := githubfake.New(githubfake.Options{TB: t, Checker: checker(t)})
 	t.Cleanup(srv.Close)
 	srv.AddToken(testToken, testUser)
 	r := &fakeRemote{srv: srv, owner: "acme", repo: fmt.Sprintf("repo%d", repoN.Add(1))}

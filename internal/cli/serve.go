@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prophet-sync/prophet/foreign"
+	"github.com/prophet-sync/prophet/foreign/github"
 	"github.com/prophet-sync/prophet/merge/httpsync"
 )
 
@@ -153,10 +155,26 @@ func (c *call) serve(ctx context.Context, listen, addrFile string, maxPush int64
 		n = toks.Len()
 	}
 	h := httpsync.NewHandler(l, &httpsync.HandlerOptions{Logger: log, MaxPushBytes: maxPush, Auth: auth})
+	// GitHub's webhooks authenticate by their signature, not by tokens.
+	hooks := &github.Webhooks{Local: l, Secret: []byte(c.getenv("PROPHET_GITHUB_WEBHOOK_SECRET")), Logger: log,
+		Open: func(addr string) (*foreign.Foreign, error) {
+			gw, err := c.gateway(addr)
+			if err != nil {
+				// Events need no token: they bring their data.
+				if gw, err = github.New(github.Config{Address: addr, Token: "events-only"}); err != nil {
+					return nil, err
+				}
+			}
+			return foreign.Open(l, gw, nil)
+		}}
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			inflight.Add(1)
 			defer inflight.Done()
+			if r.URL.Path == github.WebhookPath {
+				hooks.ServeHTTP(w, r)
+				return
+			}
 			h.ServeHTTP(w, r)
 		}),
 		ReadHeaderTimeout: 10 * time.Second,

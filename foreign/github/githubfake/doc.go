@@ -69,9 +69,11 @@
 //
 // # OpenAPI validation
 //
-// With Options.Validate or Options.TB set, every request and every response
-// is checked with kin-openapi's openapi3filter against GitHub's OpenAPI
-// description, embedded from testdata/api.github.com.trimmed.json. Failures
+// With Options.Checker set to openapicheck.New()'s, every request and every
+// response is checked with kin-openapi's openapi3filter against GitHub's
+// OpenAPI description, embedded from
+// openapicheck/testdata/api.github.com.trimmed.json (a package of its own,
+// so that only tests link kin-openapi and the description). Failures
 // are kept for ValidationErrors and, with a TB, reported by TB.Errorf, so they
 // fail the test. Date-time fields are also checked to be in GitHub's exact
 // form (UTC, whole seconds, "Z"). Status codes the description does not list
@@ -87,7 +89,7 @@
 // and validates the rest unchanged. To refresh it:
 //
 //	cd /tmp && npm pack @octokit/openapi@VERSION && tar xzf octokit-openapi-VERSION.tgz
-//	cd foreign/github/githubfake && go run ./testdata/trim \
+//	cd foreign/github/githubfake/openapicheck && go run ./testdata/trim \
 //		-in /tmp/package/generated/api.github.com.json \
 //		-out testdata/api.github.com.trimmed.json
 //

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-github/v84/github"
 
 	"github.com/prophet-sync/prophet/foreign/github/githubfake"
+	"github.com/prophet-sync/prophet/foreign/github/githubfake/openapicheck"
 )
 
 const (
@@ -45,6 +46,15 @@ func (c *clock) Advance(d time.Duration) {
 
 // setup starts a validating fake with one repository owned by the token's
 // user and returns a go-github client for it.
+func checker(t testing.TB) githubfake.Checker {
+	t.Helper()
+	c, err := openapicheck.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func setup(t *testing.T, opts githubfake.Options) (*githubfake.Server, *github.Client, *clock) {
 	t.Helper()
 	clk := &clock{t: time.Date(2024, 5, 1, 12, 0, 0, 500, time.UTC)}
@@ -53,6 +63,9 @@ func setup(t *testing.T, opts githubfake.Options) (*githubfake.Server, *github.C
 	}
 	if opts.TB == nil {
 		opts.TB = t
+	}
+	if opts.Checker == nil {
+		opts.Checker = checker(t)
 	}
 	s := githubfake.New(opts)
 	t.Cleanup(s.Close)

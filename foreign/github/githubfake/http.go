@@ -74,13 +74,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		path, prefix = p, enterprisePrefx
 	}
 
-	var chk *checked
+	var chk any
 	if s.valid != nil {
 		vr := r.Clone(r.Context())
 		vr.URL.Path = path
 		vr.URL.RawPath = ""
 		var err error
-		chk, err = s.valid.request(vr, body)
+		chk, err = s.valid.Request(vr, body)
 		if err != nil {
 			s.recordInvalid(err)
 		}
@@ -101,7 +101,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rep.header.Set("Content-Type", "application/json; charset=utf-8")
 	}
 	if s.valid != nil && chk != nil {
-		if err := s.valid.response(chk, rep.status, rep.header, out); err != nil {
+		if err := s.valid.Response(chk, rep.status, rep.header, out); err != nil {
 			s.recordInvalid(err)
 		}
 	}

@@ -1,4 +1,9 @@
-package githubfake
+// Package openapicheck checks a fake GitHub's requests and answers against
+// GitHub's published OpenAPI description (@octokit/openapi, trimmed to the
+// operations githubfake serves; testdata/trim regenerates it), with
+// kin-openapi. It is a package of its own so that only tests link
+// kin-openapi and the description: githubfake.Options.Checker takes it.
+package openapicheck
 
 import (
 	"bytes"
@@ -38,11 +43,11 @@ func loadSpec() (routers.Router, error) {
 		loader := openapi3.NewLoader()
 		doc, err := loader.LoadFromData(trimmedSpec)
 		if err != nil {
-			specErr = fmt.Errorf("githubfake: load OpenAPI description: %w", err)
+			specErr = fmt.Errorf("openapicheck: load OpenAPI description: %w", err)
 			return
 		}
 		if err := doc.Validate(context.Background()); err != nil {
-			specErr = fmt.Errorf("githubfake: invalid OpenAPI description: %w", err)
+			specErr = fmt.Errorf("openapicheck: invalid OpenAPI description: %w", err)
 			return
 		}
 		specRouter, specErr = legacy.NewRouter(doc)
@@ -63,17 +68,21 @@ func githubDateTime(s string) error {
 	return nil
 }
 
-// validator checks requests and responses against the description.
-type validator struct {
+// timeLayout is how GitHub writes times.
+const timeLayout = "2006-01-02T15:04:05Z"
+
+// Checker checks requests and responses against the description.
+type Checker struct {
 	router routers.Router
 }
 
-func newValidator() (*validator, error) {
+// New loads the embedded description (once per process).
+func New() (*Checker, error) {
 	r, err := loadSpec()
 	if err != nil {
 		return nil, err
 	}
-	return &validator{router: r}, nil
+	return &Checker{router: r}, nil
 }
 
 // checked holds what ValidateResponse needs from the matching request.
@@ -81,9 +90,10 @@ type checked struct {
 	input *openapi3filter.RequestValidationInput
 }
 
-// request validates r, whose body has already been read into body. It returns
-// the matched route (nil if none) and an error describing any violation.
-func (v *validator) request(r *http.Request, body []byte) (*checked, error) {
+// Request validates r, whose body has already been read into body. It
+// returns the matched route, for Response (nil if none), and an error
+// describing any violation.
+func (v *Checker) Request(r *http.Request, body []byte) (any, error) {
 	req := r.Clone(context.Background())
 	req.URL.Scheme = "https"
 	req.URL.Host = specHost
@@ -110,8 +120,10 @@ func (v *validator) request(r *http.Request, body []byte) (*checked, error) {
 	return c, nil
 }
 
-// response validates a response to a request that request matched.
-func (v *validator) response(c *checked, status int, header http.Header, body []byte) error {
+// Response validates an answer to a request Request matched (route: what
+// it returned).
+func (v *Checker) Response(route any, status int, header http.Header, body []byte) error {
+	c, _ := route.(*checked)
 	if c == nil {
 		return nil
 	}
