@@ -186,7 +186,7 @@ func (g *Gateway) origin(st *foreign.State) (uuid.UUID, error) {
 	return uuid.NewSHA1(foreign.NameUUID(g.url), gw[:]), nil
 }
 
-func (g *Gateway) issueKey(n int) string     { return "issue/" + strconv.Itoa(n) }
+func (g *Gateway) issueKey(n int) string      { return "issue/" + strconv.Itoa(n) }
 func (g *Gateway) commentKey(id int64) string { return "comment/" + strconv.FormatInt(id, 10) }
 
 // objectUUID is a remote object's name-based UUID, from its API URL.
