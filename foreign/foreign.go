@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -111,7 +110,6 @@ type Options struct {
 
 // Foreign is a foreign replica, seen from one gateway replica.
 type Foreign struct {
-	mu    sync.Mutex // a pull and an event's integration number changesets: one at a time
 	gw    Gateway
 	local *merge.Local
 	st    *State
@@ -269,8 +267,8 @@ func (s sink) SetPosition(_ context.Context, _ uuid.UUID, seq uint64) error {
 // settled by the resolvers and the resolution database. A conflict on the
 // remote's derived properties alone is settled for the remote.
 func (f *Foreign) Pull(ctx context.Context, mopts *merge.Options) (merge.Report, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.st.feed.Lock() // a pull and an event's integration number changesets: one at a time
+	defer f.st.feed.Unlock()
 	var o merge.Options
 	if mopts != nil {
 		o = *mopts
@@ -324,12 +322,12 @@ func (f *Foreign) catchUp(ctx context.Context, changes []Change, pos uint64) err
 	if len(order) == 0 {
 		return nil
 	}
-	pending, err := f.pendingEdits(ctx)
-	if err != nil {
-		return err
-	}
 	r := f.local.R
 	for _, ref := range order {
+		pending, err := f.pendingProps(ref)
+		if err != nil {
+			return err
+		}
 		rec, err := r.Get(ref.Type, ref.Record)
 		if errors.Is(err, replica.ErrNotFound) {
 			continue
@@ -339,7 +337,7 @@ func (f *Foreign) catchUp(ctx context.Context, changes []Change, pos uint64) err
 		}
 		set := map[string]string{}
 		for k, v := range final[ref] {
-			if rec.Get(k) != v && !pending[ref][k] {
+			if rec.Get(k) != v && !pending[k] {
 				set[k] = v
 			}
 		}
@@ -374,37 +372,34 @@ func (f *Foreign) fromHere(cs *changeset.Changeset) bool {
 	return false
 }
 
-// pendingEdits lists, per record, the properties that changesets after
-// the push position changed which did not come from this remote: local
-// edits still to push, which the remote's values must not overwrite.
-func (f *Foreign) pendingEdits(ctx context.Context) (map[Ref]map[string]bool, error) {
+// pendingProps lists the properties of a record that changesets after the
+// push position changed which did not come from this remote: local edits
+// still to push, which the remote's values must not overwrite. It reads
+// the record's history, not the log.
+func (f *Foreign) pendingProps(ref Ref) (map[string]bool, error) {
 	pos, err := f.st.PushPosition()
 	if err != nil {
 		return nil, err
 	}
-	r := f.local.R
-	out := map[Ref]map[string]bool{}
-	it := r.Log(pos + 1)
-	defer it.Close()
-	for it.Next() {
-		cs, err := it.Changeset()
-		if err != nil {
-			return nil, err
-		}
-		if f.fromHere(cs) {
-			continue
+	out := map[string]bool{}
+	err = f.local.R.History(ref.Type, ref.Record, func(cs *changeset.Changeset) error {
+		if cs.Seq <= pos || f.fromHere(cs) {
+			return nil
 		}
 		for _, ch := range cs.Changes {
-			ref := Ref{Type: ch.RecordType, Record: ch.Record}
-			if out[ref] == nil {
-				out[ref] = map[string]bool{}
+			if ch.RecordType != ref.Type || ch.Record != ref.Record {
+				continue
 			}
 			for _, p := range ch.Props {
-				out[ref][p.Name] = true
+				out[p.Name] = true
 			}
 		}
+		return nil
+	})
+	if errors.Is(err, replica.ErrNotFound) {
+		return out, nil
 	}
-	return out, it.Err()
+	return out, err
 }
 
 // record writes the new feed position with the inbound ops (the audit

@@ -10,7 +10,6 @@ import (
 
 	"github.com/prophet-sync/prophet/changeset"
 	"github.com/prophet-sync/prophet/merge"
-	"github.com/prophet-sync/prophet/replica"
 	"github.com/prophet-sync/prophet/resolution"
 )
 
@@ -92,26 +91,10 @@ func (f *Foreign) Deliver(ctx context.Context, delivery, kind string, payload []
 	return out, err
 }
 
-// pendingFor says whether the record has a local edit still to push: a
-// changeset after the push position, not from this remote, in its history.
+// pendingFor says whether the record has a local edit still to push.
 func (f *Foreign) pendingFor(ref Ref) (bool, error) {
-	pos, err := f.st.PushPosition()
-	if err != nil {
-		return false, err
-	}
-	r := f.local.R
-	found := false
-	err = r.History(ref.Type, ref.Record, func(cs *changeset.Changeset) error {
-		if found || cs.Seq <= pos || f.fromHere(cs) {
-			return nil
-		}
-		found = true
-		return nil
-	})
-	if errors.Is(err, replica.ErrNotFound) {
-		return false, nil
-	}
-	return found, err
+	props, err := f.pendingProps(ref)
+	return len(props) > 0, err
 }
 
 func beU64(b []byte) uint64 {
@@ -131,8 +114,8 @@ func (f *Foreign) RunInbound(ctx context.Context, mopts *merge.Options) (RunRepo
 		return RunReport{}, ErrNoEvents
 	}
 	return f.st.Run(ctx, Inbound, f.o.Workers, f.o.Clock, func(ctx context.Context, op *Op) (func(*Writer) error, error) {
-		f.mu.Lock() // one translation and integration at a time: they number changesets
-		defer f.mu.Unlock()
+		f.st.feed.Lock() // one translation and integration at a time: they number changesets
+		defer f.st.feed.Unlock()
 		pos, err := f.position()
 		if err != nil {
 			return nil, err

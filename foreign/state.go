@@ -38,6 +38,11 @@ type State struct {
 	mu     sync.Mutex // orders op transitions (ops.go)
 	op     uint64     // last op ID given
 	closed bool
+	// feed serializes what numbers the foreign replica's changesets: a
+	// pull, and an event's integration.
+	feed sync.Mutex
+	refs int    // opens in this process (registry)
+	key  string // in the registry, when shared
 }
 
 // Key prefixes of the state DB (one byte each; DESIGN.md lists them).
@@ -59,14 +64,55 @@ const (
 // ErrStateLocked is returned when another process holds the state handle.
 var ErrStateLocked = errors.New("foreign: the state handle is in use by another process")
 
-// OpenState opens (creating) the state handle in dir.
-func OpenState(dir string) (*State, error) { return openState(dir, false) }
+// registry shares a state handle among its opens in one process (prophet
+// serve's webhooks and the commands it runs for others use the same one):
+// Pebble's lock would refuse a second open.
+var registry = struct {
+	sync.Mutex
+	open map[string]*State
+}{open: map[string]*State{}}
+
+// OpenState opens (creating) the state handle in dir; an open in this
+// process already is shared, and closed by the last Close.
+func OpenState(dir string) (*State, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	registry.Lock()
+	defer registry.Unlock()
+	if s, ok := registry.open[abs]; ok {
+		s.refs++
+		return s, nil
+	}
+	s, err := openState(dir, false)
+	if err != nil {
+		return nil, err
+	}
+	s.refs, s.key = 1, abs
+	registry.open[abs] = s
+	return s, nil
+}
 
 // OpenStateReadOnly opens an existing state handle to read it (prophet
 // foreign list and ops): it writes nothing, not even the recovery of
-// processing ops. Pebble locks it all the same: while a push holds it,
-// opening fails with ErrStateLocked.
-func OpenStateReadOnly(dir string) (*State, error) { return openState(dir, true) }
+// processing ops. Pebble locks it all the same: while another process
+// holds it, opening fails with ErrStateLocked (in this process, the open
+// handle is shared).
+func OpenStateReadOnly(dir string) (*State, error) {
+	if abs, err := filepath.Abs(dir); err == nil {
+		registry.Lock()
+		s, ok := registry.open[abs]
+		if ok {
+			s.refs++
+		}
+		registry.Unlock()
+		if ok {
+			return s, nil
+		}
+	}
+	return openState(dir, true)
+}
 
 func openState(dir string, readOnly bool) (*State, error) {
 	if !readOnly {
@@ -110,8 +156,25 @@ func (quietLogger) Fatalf(format string, args ...any) {
 	panic(fmt.Sprintf(format, args...))
 }
 
-// Close closes the state handle (again: nothing).
+// Close closes the state handle (again: nothing); a shared one closes
+// with its last Close.
 func (s *State) Close() error {
+	if s.key != "" {
+		registry.Lock()
+		if registry.open[s.key] != s { // closed already
+			registry.Unlock()
+			return nil
+		}
+		s.refs--
+		last := s.refs <= 0
+		if last {
+			delete(registry.open, s.key)
+		}
+		registry.Unlock()
+		if !last {
+			return nil
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

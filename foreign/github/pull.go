@@ -38,7 +38,7 @@ var listings = []listing{
 	{"comments", cCommentsSince, cCommentsETag},
 }
 
-// firstPage is a list's first page, read by Latest and kept for Changes.
+// firstPage is a page of a list.
 type firstPage struct {
 	since   string
 	etag    string
@@ -48,9 +48,11 @@ type firstPage struct {
 	changed bool
 }
 
-// Latest asks both lists for what changed since their cursors with
-// If-None-Match: when neither changed (two 304s, which cost no rate limit)
-// the pull stops there.
+// Latest probes both lists for a change since their cursors: one item,
+// newest first, with If-None-Match on the ETag of the same probe after the
+// last pull. When neither changed (two 304s, which cost no rate limit) the
+// pull stops there. (Newest first: any change since the cursor changes the
+// probe's answer.)
 func (g *Gateway) Latest(ctx context.Context, st *foreign.State) (uint64, error) {
 	pos, err := position(st)
 	if err != nil {
@@ -59,7 +61,11 @@ func (g *Gateway) Latest(ctx context.Context, st *foreign.State) (uint64, error)
 	g.first = map[string]*firstPage{}
 	changed := false
 	for _, l := range listings {
-		fp, err := g.list(ctx, st, l, 1, true)
+		since, err := st.Cursor(l.sinceCursor)
+		if err != nil {
+			return 0, err
+		}
+		fp, err := g.probe(ctx, st, l, since, true)
 		if err != nil {
 			return 0, err
 		}
@@ -72,6 +78,11 @@ func (g *Gateway) Latest(ctx context.Context, st *foreign.State) (uint64, error)
 	return pos, nil
 }
 
+// probe asks for the newest item of a list since `since`.
+func (g *Gateway) probe(ctx context.Context, st *foreign.State, l listing, since string, cond bool) (*firstPage, error) {
+	return g.request(ctx, st, l, since, "desc", 1, 1, cond)
+}
+
 func position(st *foreign.State) (uint64, error) {
 	v, err := st.Cursor("feed")
 	if err != nil || v == "" {
@@ -80,22 +91,24 @@ func position(st *foreign.State) (uint64, error) {
 	return strconv.ParseUint(v, 10, 64)
 }
 
-// list reads one page of a list from its cursor, oldest change first;
-// conditional on the first page's stored ETag when cond.
-func (g *Gateway) list(ctx context.Context, st *foreign.State, l listing, page int, cond bool) (*firstPage, error) {
+// list reads one page of a list from its cursor, oldest change first.
+func (g *Gateway) list(ctx context.Context, st *foreign.State, l listing, page int) (*firstPage, error) {
 	since, err := st.Cursor(l.sinceCursor)
 	if err != nil {
 		return nil, err
 	}
-	return g.listSince(ctx, st, l, since, page, cond)
+	return g.request(ctx, st, l, since, "asc", 100, page, false)
 }
 
-func (g *Gateway) listSince(ctx context.Context, st *foreign.State, l listing, since string, page int, cond bool) (*firstPage, error) {
+// request reads a page of a list; with cond, If-None-Match on the stored
+// probe ETag for the same since.
+func (g *Gateway) request(ctx context.Context, st *foreign.State, l listing, since, direction string, perPage, page int, cond bool) (*firstPage, error) {
 	q := fmt.Sprintf("repos/%s/%s/issues", g.owner, g.repo)
-	params := "?state=all&sort=updated&direction=asc&per_page=100&page=" + strconv.Itoa(page)
+	params := fmt.Sprintf("?sort=updated&direction=%s&per_page=%d&page=%d", direction, perPage, page)
 	if l.kind == "comments" {
 		q += "/comments"
-		params = "?sort=updated&direction=asc&per_page=100&page=" + strconv.Itoa(page)
+	} else {
+		params = "?state=all&" + params[1:]
 	}
 	if since != "" {
 		params += "&since=" + since
@@ -104,14 +117,14 @@ func (g *Gateway) listSince(ctx context.Context, st *foreign.State, l listing, s
 	if err != nil {
 		return nil, err
 	}
-	var stored string
 	if cond {
-		if stored, err = st.Cursor(l.etagCursor); err != nil {
+		stored, err := st.Cursor(l.etagCursor)
+		if err != nil {
 			return nil, err
 		}
-	}
-	if s, etag, ok := strings.Cut(stored, " "); cond && ok && s == since {
-		req.Header.Set("If-None-Match", etag)
+		if s, etag, ok := strings.Cut(stored, " "); ok && s == since {
+			req.Header.Set("If-None-Match", etag)
+		}
 	}
 	fp := &firstPage{since: since, changed: true}
 	var resp *gh.Response
@@ -141,21 +154,18 @@ func (g *Gateway) Changes(ctx context.Context, st *foreign.State, after uint64, 
 	}
 	p := &puller{g: g, st: st, origin: origin, pos: after, snaps: map[string]map[string]string{}, refs: map[string]foreign.Ref{}}
 	for _, l := range listings {
-		fp := g.first[l.kind]
-		if fp == nil {
-			if fp, err = g.list(ctx, st, l, 1, false); err != nil {
-				return err
-			}
-		}
-		if !fp.changed {
+		if probe := g.first[l.kind]; probe != nil && !probe.changed {
 			continue
 		}
-		maxUpdated := fp.since
+		since, err := st.Cursor(l.sinceCursor)
+		if err != nil {
+			return err
+		}
+		maxUpdated := since
 		for page := 1; ; page++ {
-			if page > 1 {
-				if fp, err = g.list(ctx, st, l, page, false); err != nil {
-					return err
-				}
+			fp, err := g.list(ctx, st, l, page)
+			if err != nil {
+				return err
 			}
 			for _, is := range fp.issues {
 				if is.IsPullRequest() {
@@ -178,28 +188,18 @@ func (g *Gateway) Changes(ctx context.Context, st *foreign.State, after uint64, 
 		}
 		// The cursor moves to the newest change seen (GitHub's since is
 		// "at or after": that second is read again, and what did not
-		// change since is skipped by its snapshot). The first page's
-		// ETag is kept only while the cursor stays.
-		first := g.first[l.kind]
+		// change since is skipped by its snapshot). The probe's ETag
+		// from there makes the next pull with nothing new free of the
+		// rate limit (a 304); if a change came in meanwhile, the probe
+		// shows it, and no ETag is kept.
 		cur := l
-		var etag string
-		switch {
-		case first != nil && maxUpdated == first.since:
-			etag = first.etag
-		default:
-			// The cursor moved: the ETag of the list from there, read
-			// now, makes the next pull with nothing new free of the rate
-			// limit (a 304).
-			// A change that came in between shows in that page: then
-			// no ETag is kept, and the next pull reads the list.
-			fresh, err := g.listSince(ctx, st, l, maxUpdated, 1, false)
-			if err != nil {
-				return err
-			}
-			etag = fresh.etag
-			if fresh.next != 0 || !p.seen(fresh) {
-				etag = ""
-			}
+		probe, err := g.probe(ctx, st, l, maxUpdated, false)
+		if err != nil {
+			return err
+		}
+		etag := probe.etag
+		if !p.seen(probe) {
+			etag = ""
 		}
 		p.pos++
 		if err := emit(foreign.Change{Pos: p.pos, Record: func(w *foreign.Writer) error {

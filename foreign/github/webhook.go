@@ -37,13 +37,41 @@ type Webhooks struct {
 	Secret []byte
 	Logger *slog.Logger
 	// Open opens the foreign replica of a canonical address (with its
-	// gateway); the caller closes it.
+	// gateway). Webhooks keeps it open until Close.
 	Open func(address string) (*foreign.Foreign, error)
 	// Options settles conflicts of inbound changes (nil: one that nothing
 	// settles errs the operation).
 	Options *merge.Options
 
-	mu sync.Mutex // one delivery at a time: they share state handles
+	mu   sync.Mutex // one delivery at a time
+	open map[string]*foreign.Foreign
+}
+
+// Close closes the foreign replicas it opened.
+func (h *Webhooks) Close() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var err error
+	for k, f := range h.open {
+		err = errors.Join(err, f.Close())
+		delete(h.open, k)
+	}
+	return err
+}
+
+func (h *Webhooks) foreign(canonical string) (*foreign.Foreign, error) {
+	if f, ok := h.open[canonical]; ok {
+		return f, nil
+	}
+	f, err := h.Open(canonical)
+	if err != nil {
+		return nil, err
+	}
+	if h.open == nil {
+		h.open = map[string]*foreign.Foreign{}
+	}
+	h.open[canonical] = f
+	return f, nil
 }
 
 // maxWebhook bounds a delivery's body (GitHub caps payloads at 25 MB).
@@ -112,13 +140,12 @@ func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		answer(http.StatusAccepted, webhookAnswer{State: foreign.Disabled.String(), Reason: canonical + " is not synced by this replica"})
 		return
 	}
-	f, err := h.Open(canonical)
+	f, err := h.foreign(canonical)
 	if err != nil {
 		log.Error("webhook: opening the foreign replica", "repository", canonical, "err", err)
 		answer(http.StatusServiceUnavailable, webhookAnswer{State: "refused", Reason: err.Error()})
 		return
 	}
-	defer f.Close()
 	ctx := context.WithoutCancel(r.Context())
 	op, err := f.Deliver(ctx, delivery, kind, body)
 	if err != nil {

@@ -38,8 +38,11 @@ type foreignFlags struct {
 }
 
 func runForeign(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "github" {
+		return runForeignGitHub(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "rt" {
-		return usageErrorf("name a gateway: prophet bench foreign rt (GitHub and Phabricator come later)")
+		return usageErrorf("name a gateway: prophet bench foreign rt, or prophet bench foreign github")
 	}
 	var f foreignFlags
 	fs := flag.NewFlagSet("bench foreign rt", flag.ContinueOnError)

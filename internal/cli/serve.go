@@ -167,6 +167,7 @@ func (c *call) serve(ctx context.Context, listen, addrFile string, maxPush int64
 			}
 			return foreign.Open(l, gw, nil)
 		}}
+	defer hooks.Close()
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			inflight.Add(1)
