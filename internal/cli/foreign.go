@@ -211,6 +211,9 @@ func (c *call) writeForeignPush(rep foreign.PushReport, addr string) error {
 	if rep.Errored > 0 {
 		return userf(nil, "%d changes did not reach %s (above); the others did; see prophet foreign ops %s", rep.Errored, addr, addr)
 	}
+	if rep.Waiting > 0 {
+		return userf(nil, "%d changes wait (above): they go out with the next push (or sync) once %s takes them; nothing was lost", rep.Waiting, addr)
+	}
 	return c.writeErr()
 }
 

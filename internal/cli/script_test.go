@@ -83,23 +83,25 @@ func TestScripts(t *testing.T) {
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exits":      cmdExits,
-			"hold":       cmdHold,
-			"release":    cmdRelease,
-			"damage":     cmdDamage,
-			"samedigest": cmdSameDigest,
-			"waitaddr":   cmdWaitAddr,
-			"envfile":    cmdEnvFile,
-			"filemode":   cmdFileMode,
-			"gencert":    cmdGenCert,
-			"genrecords": cmdGenRecords,
-			"waitmatch":  cmdWaitMatch,
-			"cutproxy":   cmdCutProxy,
-			"rtqueue":    cmdRTQueue,
-			"rtticket":   cmdRTTicket,
-			"rtsubject":  cmdRTSubject,
-			"rtcount":    cmdRTCount,
-			"holdproxy":  cmdHoldProxy,
+			"exits":         cmdExits,
+			"hold":          cmdHold,
+			"release":       cmdRelease,
+			"damage":        cmdDamage,
+			"samedigest":    cmdSameDigest,
+			"waitaddr":      cmdWaitAddr,
+			"envfile":       cmdEnvFile,
+			"filemode":      cmdFileMode,
+			"gencert":       cmdGenCert,
+			"genrecords":    cmdGenRecords,
+			"waitmatch":     cmdWaitMatch,
+			"cutproxy":      cmdCutProxy,
+			"rtqueue":       cmdRTQueue,
+			"rtticket":      cmdRTTicket,
+			"rtsubject":     cmdRTSubject,
+			"rtcount":       cmdRTCount,
+			"holdproxy":     cmdHoldProxy,
+			"githubfake":    cmdGitHubFake,
+			"githubexhaust": cmdGitHubExhaust,
 		},
 	})
 }
@@ -125,6 +127,7 @@ func setup(e *testscript.Env) error {
 	}
 	holds := map[string]*replica.Replica{}
 	e.Values[holdsKey{}] = holds
+	e.Values[githubKey{}] = &githubHolder{}
 	e.Defer(func() {
 		for _, r := range holds {
 			r.Close()
