@@ -223,7 +223,7 @@ var foreignCmd = &command{
 	summary: "the foreign replicas this replica gateways to, and their sync operations",
 	detail: `
 Foreign replicas are trackers this replica pulls from and pushes to
-(prophet pull rt:http://HOST/?queue=NAME). Each has a state handle of its
+(prophet pull rt:http://HOST/?queue=NAME, or github:OWNER/REPO). Each has a state handle of its
 own under REPLICA/foreign/UUID: the push position, the pull cursor, remote
 ID <-> record maps, and the sync operations.
 
@@ -246,8 +246,10 @@ ID <-> record maps, and the sync operations.
   foreign logout ADDRESS
                         forget them
 
-RT's credentials come from foreign login, for the address it was given,
-else from PROPHET_RT_USER with PROPHET_RT_PASSWORD or PROPHET_RT_TOKEN. They are never printed, never
+Credentials come from foreign login, for the address it was given, else
+from the environment: for RT, PROPHET_RT_USER with PROPHET_RT_PASSWORD or
+PROPHET_RT_TOKEN; for GitHub (github:OWNER/REPO), PROPHET_GITHUB_TOKEN or
+GITHUB_TOKEN. They are never printed, never
 logged and never written to the replica's log.`,
 	mode: openRead,
 	json: true,

@@ -53,6 +53,13 @@ network in clear text: to serve plain HTTP there anyway (behind a
 TLS-terminating proxy, on a trusted network), pass --unsafe-no-tls; serve
 then says so on every start.
 
+GitHub's webhooks go to POST /v1/webhooks/github: they authenticate by
+their X-Hub-Signature-256 (HMAC of the body with the secret in
+$PROPHET_GITHUB_WEBHOOK_SECRET; 401 otherwise), not by tokens. Issues and
+issue_comment events of a repository this replica syncs (prophet pull
+github:OWNER/REPO once made its foreign replica) become sync operations,
+run at once; prophet foreign ops shows them.
+
 Live subscribers (GET /v1/live, prophet watch, pull --live) are told the
 server is going away at shutdown. --addr-file FILE writes the address
 actually listened on (host:port; useful with port 0) into FILE once the
