@@ -144,6 +144,7 @@ func Open(local *merge.Local, gw Gateway, opts *Options) (*Foreign, error) {
 		return nil, err
 	}
 	f := &Foreign{gw: gw, local: local, st: st, id: id, o: o}
+	st.view = f
 	if err := f.stamp(); err != nil {
 		st.Close()
 		return nil, err
@@ -372,10 +373,23 @@ func (f *Foreign) fromHere(cs *changeset.Changeset) bool {
 	return false
 }
 
-// pendingProps lists the properties of a record that changesets after the
-// push position changed which did not come from this remote: local edits
-// still to push, which the remote's values must not overwrite. It reads
-// the record's history, not the log.
+// Record reads a live record for the gateway (View).
+func (f *Foreign) Record(ref Ref) (*replica.Record, error) {
+	rec, err := f.local.R.Get(ref.Type, ref.Record)
+	if errors.Is(err, replica.ErrNotFound) {
+		return nil, nil
+	}
+	return rec, err
+}
+
+// Pending is pendingProps, for the gateway (View).
+func (f *Foreign) Pending(ref Ref) (map[string]bool, error) { return f.pendingProps(ref) }
+
+// pendingProps lists the properties of a record with a local edit still
+// to push, which the remote's values must not overwrite: those changed by
+// changesets after the push position that did not come from this remote
+// (read from the record's history, not the log), and those of its queued
+// outbound ops.
 func (f *Foreign) pendingProps(ref Ref) (map[string]bool, error) {
 	pos, err := f.st.PushPosition()
 	if err != nil {
@@ -397,9 +411,25 @@ func (f *Foreign) pendingProps(ref Ref) (map[string]bool, error) {
 		return nil
 	})
 	if errors.Is(err, replica.ErrNotFound) {
-		return out, nil
+		err = nil
 	}
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	// And what queued outbound ops still carry (the push position passed
+	// them, but the remote does not have them yet).
+	ops, err := f.st.recordOps(ref)
+	if err != nil {
+		return nil, err
+	}
+	for _, op := range ops {
+		if op.Dir == Outbound && op.State.Active() {
+			for _, p := range op.Props {
+				out[p] = true
+			}
+		}
+	}
+	return out, nil
 }
 
 // record writes the new feed position with the inbound ops (the audit

@@ -14,6 +14,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/google/uuid"
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/prophet-sync/prophet/replica"
 )
 
 // Ref names a record of the gateway replica: its type and UUID.
@@ -43,7 +45,22 @@ type State struct {
 	feed sync.Mutex
 	refs int    // opens in this process (registry)
 	key  string // in the registry, when shared
+	view View   // set by Open
 }
+
+// View is what a gateway may read of its gateway replica while it
+// translates remote changes (Foreign.Open gives the state handle one).
+type View interface {
+	// Record is a live record (nil: none).
+	Record(ref Ref) (*replica.Record, error)
+	// Pending lists the record's properties with a local edit still to
+	// push (changed after the push position, not by the remote).
+	Pending(ref Ref) (map[string]bool, error)
+}
+
+// View is the gateway replica as the gateway may read it (nil before
+// Foreign.Open).
+func (s *State) View() View { return s.view }
 
 // Key prefixes of the state DB (one byte each; DESIGN.md lists them).
 const (

@@ -63,6 +63,7 @@ func Run(t *testing.T, k Kit) {
 	t.Run("CrashBeforeAnswer", k.crashBeforeAnswer)
 	t.Run("Seed004Relay", k.relay)
 	t.Run("TwoGateways", k.twoGateways)
+	t.Run("TwoGatewaysRemoteMovesOn", k.twoGatewaysMovesOn)
 	t.Run("NoopPull", k.noopPull)
 }
 
@@ -493,6 +494,38 @@ func (k Kit) twoGateways(t *testing.T) {
 	if got := g1.Get(t, ref).Get(k.Title); got != "edited on two" {
 		t.Fatalf("one has %q", got)
 	}
+}
+
+// Two gateway replicas: one pulls a remote edit, hands it to the other
+// natively, and the remote moves on before the other pulls. That pull
+// applies cleanly: the record held the remote's state, not a local edit.
+func (k Kit) twoGatewaysMovesOn(t *testing.T) {
+	r := k.NewRemote(t)
+	key := r.Create(t, "v1")
+	g1 := k.open(t, r, "one")
+	g2 := OpenIn(t, filepath.Join(t.TempDir(), "two"), g1.Local.R.DatabaseUUID(), r.Gateway(t, nil))
+	Pull(t, g1.F, nil)
+	Pull(t, g2.F, nil)
+	Sync(t, g1, g2)
+	r.SetTitle(t, key, "v2")
+	Pull(t, g2.F, nil)
+	Sync(t, g1, g2)
+	r.SetTitle(t, key, "v3")
+	rep := Pull(t, g1.F, nil) // no resolver: a conflict would fail it
+	if rep.Conflicts != 0 {
+		t.Fatalf("pull settled %d conflicts, want none", rep.Conflicts)
+	}
+	ref := RecordOf(t, g1.F, key)
+	if got := g1.Get(t, ref).Get(k.Title); got != "v3" {
+		t.Fatalf("one has %q, want v3", got)
+	}
+	Sync(t, g1, g2)
+	Pull(t, g2.F, nil)
+	if got := g2.Get(t, ref).Get(k.Title); got != "v3" {
+		t.Fatalf("two has %q, want v3", got)
+	}
+	g1.Verify(t)
+	g2.Verify(t)
 }
 
 // A pull with nothing new is one request (Kit.NoopRequests).

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prophet-sync/prophet/changeset"
 	"github.com/prophet-sync/prophet/foreign"
+	"github.com/prophet-sync/prophet/replica"
 )
 
 // The pull's cursors in the state handle: for issues and for comments,
@@ -339,12 +340,32 @@ func (p *puller) object(typ, key string, props map[string]string, marker [16]byt
 	if err != nil {
 		return err
 	}
+	// Old values: the record's, for the properties with no local edit
+	// still to push (the record holds the remote's state there, as this or
+	// another gateway replica saw it: no conflict to find); the snapshot's
+	// for the others, so that a remote edit of a field edited here too is
+	// met as a conflict.
+	var rec *replica.Record
+	var pending map[string]bool
+	if v := p.st.View(); v != nil {
+		if rec, err = v.Record(ref); err != nil {
+			return err
+		}
+		if rec != nil {
+			if pending, err = v.Pending(ref); err != nil {
+				return err
+			}
+		}
+	}
 	ch := changeset.Change{RecordType: typ, Record: ref.Record, Op: changeset.Update}
-	if snap == nil {
+	if snap == nil && rec == nil {
 		ch.Op = changeset.Add
 	}
 	for _, k := range slices.Sorted(maps.Keys(union(props, snap))) {
 		oldV, newV := snap[k], props[k]
+		if rec != nil && !pending[k] {
+			oldV = rec.Get(k)
+		}
 		if oldV == newV || (ch.Op == changeset.Add && newV == "") {
 			continue
 		}
@@ -355,15 +376,18 @@ func (p *puller) object(typ, key string, props map[string]string, marker [16]byt
 	}
 	p.snaps[key], p.refs[key] = props, ref
 	p.pos++
-	cs := &changeset.Changeset{Origin: p.origin, OriginSeq: p.pos, Creator: p.g.url, Created: updated.UTC(),
-		Changes: []changeset.Change{ch}}
 	final := props
-	return emit(foreign.Change{Pos: p.pos, Changeset: cs, Ref: ref, Version: updated.UnixNano(), State: props, Record: func(w *foreign.Writer) error {
+	c := foreign.Change{Pos: p.pos, Ref: ref, Version: updated.UnixNano(), State: props, Record: func(w *foreign.Writer) error {
 		if err := w.Map(key, ref); err != nil {
 			return err
 		}
 		return w.SetSnapshot(key, final)
-	}})
+	}}
+	if len(ch.Props) > 0 { // else the record holds it already
+		c.Changeset = &changeset.Changeset{Origin: p.origin, OriginSeq: p.pos, Creator: p.g.url, Created: updated.UTC(),
+			Changes: []changeset.Change{ch}}
+	}
+	return emit(c)
 }
 
 func union(a, b map[string]string) map[string]string {
