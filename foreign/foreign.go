@@ -144,7 +144,8 @@ func Open(local *merge.Local, gw Gateway, opts *Options) (*Foreign, error) {
 		return nil, err
 	}
 	f := &Foreign{gw: gw, local: local, st: st, id: id, o: o}
-	st.view = f
+	var v View = f
+	st.view.CompareAndSwap(nil, &v) // a shared handle keeps its first view: the same replica
 	if err := f.stamp(); err != nil {
 		st.Close()
 		return nil, err
@@ -288,7 +289,7 @@ func (f *Foreign) Pull(ctx context.Context, mopts *merge.Options) (merge.Report,
 		pos = max(pos, src.changes[len(src.changes)-1].Pos)
 	}
 	if pos > start {
-		if werr := f.record(src.changes, pos); werr != nil && err == nil {
+		if werr := f.record(src.changes, pos, true); werr != nil && err == nil {
 			err = werr
 		}
 		rep.Position = pos
@@ -382,6 +383,9 @@ func (f *Foreign) Record(ref Ref) (*replica.Record, error) {
 	return rec, err
 }
 
+// Ticket is the gateway replica's merge ticket for origin (View).
+func (f *Foreign) Ticket(origin uuid.UUID) uint64 { return f.local.R.Tickets()[origin] }
+
 // Pending is pendingProps, for the gateway (View).
 func (f *Foreign) Pending(ref Ref) (map[string]bool, error) { return f.pendingProps(ref) }
 
@@ -432,9 +436,10 @@ func (f *Foreign) pendingProps(ref Ref) (map[string]bool, error) {
 	return out, nil
 }
 
-// record writes the new feed position with the inbound ops (the audit
-// trail) and the gateway's state writes of the changes it passes.
-func (f *Foreign) record(changes []Change, pos uint64) error {
+// record writes the new feed position with the gateway's state writes of
+// the changes it passes, and, with audit, an inbound op per change (the
+// trail of a pull; an event has its own op already).
+func (f *Foreign) record(changes []Change, pos uint64, audit bool) error {
 	now := f.o.Clock()
 	return f.st.UpdateOps(func(w *Writer) error {
 		for _, c := range changes {
@@ -446,7 +451,7 @@ func (f *Foreign) record(changes []Change, pos uint64) error {
 					return err
 				}
 			}
-			if c.Ref.Type == "" {
+			if !audit || c.Ref.Type == "" {
 				continue
 			}
 			op := Op{Dir: Inbound, Ref: c.Ref, Version: c.Version, State: Completed, Reason: "remote change " + strconv.FormatUint(c.Pos, 10)}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/google/uuid"
 
@@ -151,7 +150,7 @@ func (f *Foreign) integrate(ctx context.Context, changes []Change, mopts *merge.
 	if rep.Position < last {
 		return fmt.Errorf("foreign: integrated up to %d of %d", rep.Position, last)
 	}
-	if err := f.recordQuiet(changes, last); err != nil {
+	if err := f.record(changes, last, false); err != nil {
 		return err
 	}
 	return f.catchUp(ctx, changes, last)
@@ -186,22 +185,4 @@ func (s *listSource) Changesets(ctx context.Context, after uint64, fn func(seq u
 		}
 	}
 	return nil
-}
-
-// recordQuiet is record without inbound audit ops (the event's op is the
-// audit): the position and the gateway's state writes.
-func (f *Foreign) recordQuiet(changes []Change, pos uint64) error {
-	return f.st.Update(func(w *Writer) error {
-		for _, c := range changes {
-			if c.Pos > pos {
-				break
-			}
-			if c.Record != nil {
-				if err := c.Record(w); err != nil {
-					return err
-				}
-			}
-		}
-		return w.SetCursor(feedCursor, strconv.FormatUint(pos, 10))
-	})
 }

@@ -15,9 +15,10 @@ import (
 )
 
 // Retry is an http.RoundTripper that retries what a remote refuses for now:
-// 429 and 503 (honouring Retry-After), 502 and 504, and, for requests that
-// are safe to repeat (GET, HEAD, PUT, DELETE: a POST may have been applied),
-// timeouts and broken connections. It waits with capped exponential backoff
+// 429 (honouring Retry-After), and, for requests that are safe to repeat
+// (GET, HEAD, PUT, DELETE: a POST may have been applied before a 503 or a
+// broken connection), 503 (honouring Retry-After), 502, 504, timeouts and
+// broken connections. It waits with capped exponential backoff
 // and jitter, never longer than the request's context allows.
 type Retry struct {
 	Next http.RoundTripper // default http.DefaultTransport
@@ -115,8 +116,8 @@ func (r *Retry) RoundTrip(req *http.Request) (*http.Response, error) {
 				return nil, err
 			}
 			r.log("retrying after a network error", req, try, wait, "error", err)
-		case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable ||
-			((resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusGatewayTimeout) && idempotent(req.Method)):
+		case resp.StatusCode == http.StatusTooManyRequests ||
+			((resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusGatewayTimeout) && idempotent(req.Method)):
 			ra, has := RetryAfter(resp.Header.Get("Retry-After"), time.Now())
 			if has {
 				wait = ra

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -45,7 +46,7 @@ type State struct {
 	feed sync.Mutex
 	refs int    // opens in this process (registry)
 	key  string // in the registry, when shared
-	view View   // set by Open
+	view atomic.Pointer[View] // set by the first Open
 }
 
 // View is what a gateway may read of its gateway replica while it
@@ -56,11 +57,20 @@ type View interface {
 	// Pending lists the record's properties with a local edit still to
 	// push (changed after the push position, not by the remote).
 	Pending(ref Ref) (map[string]bool, error)
+	// Ticket is the highest sequence number of origin integrated (0:
+	// none): a gateway that numbers its own changesets goes on after it,
+	// even when a crash kept its feed cursor behind.
+	Ticket(origin uuid.UUID) uint64
 }
 
 // View is the gateway replica as the gateway may read it (nil before
 // Foreign.Open).
-func (s *State) View() View { return s.view }
+func (s *State) View() View {
+	if v := s.view.Load(); v != nil {
+		return *v
+	}
+	return nil
+}
 
 // Key prefixes of the state DB (one byte each; DESIGN.md lists them).
 const (

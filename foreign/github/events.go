@@ -98,34 +98,54 @@ func (g *Gateway) Inbound(ctx context.Context, st *foreign.State, op *foreign.Op
 	if err != nil {
 		return foreign.Change{}, err
 	}
-	p := &puller{g: g, st: st, origin: origin, pos: pos - 1, snaps: map[string]map[string]string{}, refs: map[string]foreign.Ref{}}
+	p := &puller{g: g, st: st, origin: origin, pos: base(st, origin, pos-1), snaps: map[string]map[string]string{}, refs: map[string]foreign.Ref{}}
 	snap, err := st.Snapshot(op.Remote)
 	if err != nil {
 		return foreign.Change{}, err
 	}
+	fresh := false
 	if snap != nil {
-		if t, err := time.Parse(time.RFC3339, snap["updated"]); err == nil && t.UnixNano() > op.Version {
+		t, err := time.Parse(time.RFC3339, snap["updated"])
+		switch {
+		case err != nil:
+		case t.UnixNano() > op.Version:
 			return foreign.Change{}, fmt.Errorf("%w: a newer version (%s) is here already", foreign.ErrDrop, snap["updated"])
+		case t.UnixNano() == op.Version:
+			// Two versions in one second: the event's payload may be the
+			// older. GitHub's current object settles it.
+			fresh = true
 		}
 	}
 	var out foreign.Change
 	emit := func(c foreign.Change) error { out = c; return nil }
 	switch op.Ref.Type {
 	case IssueType:
-		var is gh.Issue
-		if err := json.Unmarshal(op.Payload, &is); err != nil {
+		is := &gh.Issue{}
+		if err := json.Unmarshal(op.Payload, is); err != nil {
 			return foreign.Change{}, err
 		}
-		err = p.issue(&is, emit)
+		if fresh {
+			if is, _, err = g.c.Issues.Get(ctx, g.owner, g.repo, is.GetNumber()); err != nil {
+				return foreign.Change{}, transient(g.explain(err))
+			}
+		}
+		err = p.issue(is, emit)
 	case CommentType:
 		var ce commentEvent
 		if err := json.Unmarshal(op.Payload, &ce); err != nil {
 			return foreign.Change{}, err
 		}
+		if fresh {
+			c, _, err := g.c.Issues.GetComment(ctx, g.owner, g.repo, ce.Comment.GetID())
+			if err != nil {
+				return foreign.Change{}, transient(g.explain(err))
+			}
+			ce.Comment = c
+		}
 		if ce.Comment.IssueURL == nil {
 			ce.Comment.IssueURL = gh.Ptr(fmt.Sprintf("%srepos/%s/%s/issues/%d", g.api, g.owner, g.repo, ce.Issue))
 		}
-		err = p.comment(ce.Comment, emit)
+		err = p.comment(ctx, ce.Comment, emit)
 	default:
 		return foreign.Change{}, fmt.Errorf("github: an inbound op of type %q", op.Ref.Type)
 	}

@@ -93,22 +93,23 @@ const defaultAPI = "https://api.github.com/"
 
 // ParseAddress splits github:OWNER/REPO[?api=URL].
 func ParseAddress(addr string) (owner, repo, api, canonical string, err error) {
+	shown := userinfoRE.ReplaceAllString(addr, "//xxxxx@")
 	rest, ok := strings.CutPrefix(addr, "github:")
 	if !ok {
-		return "", "", "", "", fmt.Errorf("github: address %q does not start with github: (write github:OWNER/REPO)", addr)
+		return "", "", "", "", fmt.Errorf("github: address %q does not start with github: (write github:OWNER/REPO)", shown)
 	}
 	path, query, _ := strings.Cut(rest, "?")
 	owner, repo, ok = strings.Cut(path, "/")
 	if !ok || owner == "" || repo == "" || strings.Contains(repo, "/") {
-		return "", "", "", "", fmt.Errorf("github: address %q: want github:OWNER/REPO", addr)
+		return "", "", "", "", fmt.Errorf("github: address %q: want github:OWNER/REPO", shown)
 	}
 	q, err := url.ParseQuery(query)
 	if err != nil {
-		return "", "", "", "", fmt.Errorf("github: address %q: %v", addr, err)
+		return "", "", "", "", fmt.Errorf("github: address %q: %v", shown, err)
 	}
 	for k := range q {
 		if k != "api" {
-			return "", "", "", "", fmt.Errorf("github: address %q: unknown parameter %q (only api)", addr, k)
+			return "", "", "", "", fmt.Errorf("github: address %q: unknown parameter %q (only api)", shown, k)
 		}
 	}
 	api = defaultAPI
@@ -116,7 +117,7 @@ func ParseAddress(addr string) (owner, repo, api, canonical string, err error) {
 	if a := q.Get("api"); a != "" {
 		u, err := url.Parse(a)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-			return "", "", "", "", fmt.Errorf("github: address %q: api= wants the API's http(s) URL, without credentials", addr)
+			return "", "", "", "", fmt.Errorf("github: address %q: api= wants the API's http(s) URL, without credentials", shown)
 		}
 		api = strings.TrimRight(a, "/") + "/"
 		if api != defaultAPI {
@@ -194,10 +195,12 @@ func (g *Gateway) objectUUID(key string) uuid.UUID {
 	return foreign.NameUUID(g.api + "repos/" + strings.ToLower(g.owner) + "/" + strings.ToLower(g.repo) + "/" + key)
 }
 
+var userinfoRE = regexp.MustCompile(`//[^/@]*@`)
+
 // marker is the hidden line a push appends to a body it writes.
 func marker(id uuid.UUID) string { return "<!-- prophet-record: " + id.String() + " -->" }
 
-var markerRE = regexp.MustCompile(`\n*<!-- prophet-record: ([0-9a-f-]{36}) -->\s*\z`)
+var markerRE = regexp.MustCompile(`[\r\n]*<!-- prophet-record: ([0-9a-f-]{36}) -->\s*\z`)
 
 func splitMarker(s string) (string, uuid.UUID) {
 	m := markerRE.FindStringSubmatchIndex(s)

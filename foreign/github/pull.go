@@ -11,6 +11,7 @@ import (
 	"time"
 
 	gh "github.com/google/go-github/v84/github"
+	"github.com/google/uuid"
 
 	"github.com/prophet-sync/prophet/changeset"
 	"github.com/prophet-sync/prophet/foreign"
@@ -49,8 +50,8 @@ type firstPage struct {
 	changed bool
 }
 
-// Latest probes both lists for a change since their cursors: one item,
-// newest first, with If-None-Match on the ETag of the same probe after the
+// Latest probes both lists for a change since their cursors: the newest
+// hundred items, with If-None-Match on the ETag of the same probe after the
 // last pull. When neither changed (two 304s, which cost no rate limit) the
 // pull stops there. (Newest first: any change since the cursor changes the
 // probe's answer.)
@@ -81,7 +82,7 @@ func (g *Gateway) Latest(ctx context.Context, st *foreign.State) (uint64, error)
 
 // probe asks for the newest item of a list since `since`.
 func (g *Gateway) probe(ctx context.Context, st *foreign.State, l listing, since string, cond bool) (*firstPage, error) {
-	return g.request(ctx, st, l, since, "desc", 1, 1, cond)
+	return g.request(ctx, st, l, since, "desc", 100, 1, cond)
 }
 
 func position(st *foreign.State) (uint64, error) {
@@ -90,15 +91,6 @@ func position(st *foreign.State) (uint64, error) {
 		return 0, err
 	}
 	return strconv.ParseUint(v, 10, 64)
-}
-
-// list reads one page of a list from its cursor, oldest change first.
-func (g *Gateway) list(ctx context.Context, st *foreign.State, l listing, page int) (*firstPage, error) {
-	since, err := st.Cursor(l.sinceCursor)
-	if err != nil {
-		return nil, err
-	}
-	return g.request(ctx, st, l, since, "asc", 100, page, false)
 }
 
 // request reads a page of a list; with cond, If-None-Match on the stored
@@ -153,7 +145,7 @@ func (g *Gateway) Changes(ctx context.Context, st *foreign.State, after uint64, 
 	if err != nil {
 		return err
 	}
-	p := &puller{g: g, st: st, origin: origin, pos: after, snaps: map[string]map[string]string{}, refs: map[string]foreign.Ref{}}
+	p := &puller{g: g, st: st, origin: origin, pos: base(st, origin, after), snaps: map[string]map[string]string{}, refs: map[string]foreign.Ref{}}
 	for _, l := range listings {
 		if probe := g.first[l.kind]; probe != nil && !probe.changed {
 			continue
@@ -162,12 +154,19 @@ func (g *Gateway) Changes(ctx context.Context, st *foreign.State, after uint64, 
 		if err != nil {
 			return err
 		}
+		// Pages by key: each page after the first starts at the newest
+		// updated_at of the one before (items updated meanwhile move to
+		// the end, which page numbers would skip over); the items of that
+		// second read again are skipped by their snapshots. Page numbers
+		// serve only inside one second of more than a hundred items.
 		maxUpdated := since
-		for page := 1; ; page++ {
-			fp, err := g.list(ctx, st, l, page)
+		cur, page := since, 1
+		for {
+			fp, err := g.request(ctx, st, l, cur, "asc", 100, page, false)
 			if err != nil {
 				return err
 			}
+			last := cur
 			for _, is := range fp.issues {
 				if is.IsPullRequest() {
 					continue
@@ -177,14 +176,23 @@ func (g *Gateway) Changes(ctx context.Context, st *foreign.State, after uint64, 
 				}
 				maxUpdated = maxStamp(maxUpdated, stamp(is.GetUpdatedAt()))
 			}
+			for _, is := range fp.issues {
+				last = maxStamp(last, stamp(is.GetUpdatedAt()))
+			}
 			for _, c := range fp.comms {
-				if err := p.comment(c, emit); err != nil {
+				if err := p.comment(ctx, c, emit); err != nil {
 					return err
 				}
 				maxUpdated = maxStamp(maxUpdated, stamp(c.GetUpdatedAt()))
+				last = maxStamp(last, stamp(c.GetUpdatedAt()))
 			}
 			if fp.next == 0 {
 				break
+			}
+			if last > cur {
+				cur, page = last, 1
+			} else {
+				page++
 			}
 		}
 		// The cursor moves to the newest change seen (GitHub's since is
@@ -193,7 +201,7 @@ func (g *Gateway) Changes(ctx context.Context, st *foreign.State, after uint64, 
 		// from there makes the next pull with nothing new free of the
 		// rate limit (a 304); if a change came in meanwhile, the probe
 		// shows it, and no ETag is kept.
-		cur := l
+		lst := l
 		probe, err := g.probe(ctx, st, l, maxUpdated, false)
 		if err != nil {
 			return err
@@ -204,13 +212,13 @@ func (g *Gateway) Changes(ctx context.Context, st *foreign.State, after uint64, 
 		}
 		p.pos++
 		if err := emit(foreign.Change{Pos: p.pos, Record: func(w *foreign.Writer) error {
-			if err := w.SetCursor(cur.sinceCursor, maxUpdated); err != nil {
+			if err := w.SetCursor(lst.sinceCursor, maxUpdated); err != nil {
 				return err
 			}
 			if etag == "" {
-				return w.SetCursor(cur.etagCursor, "")
+				return w.SetCursor(lst.etagCursor, "")
 			}
-			return w.SetCursor(cur.etagCursor, maxUpdated+" "+etag)
+			return w.SetCursor(lst.etagCursor, maxUpdated+" "+etag)
 		}}); err != nil {
 			return err
 		}
@@ -244,10 +252,8 @@ func (p *puller) seen(fp *firstPage) bool {
 		props["issue"] = ref.Record.String()
 		key := p.g.commentKey(c.GetID())
 		if snap, err := p.snapshot(key); err == nil && snap == nil {
-			if _, known, err := p.st.Record(p.g.issueKey(n)); err == nil && !known {
-				if _, seen := p.refs[p.g.issueKey(n)]; !seen {
-					continue // a pull request's comment, never kept
-				}
+			if p.prs[n] {
+				continue // a pull request's comment, never kept
 			}
 			return false // a new comment
 		}
@@ -256,6 +262,17 @@ func (p *puller) seen(fp *firstPage) bool {
 		}
 	}
 	return true
+}
+
+// base is where the numbering of new changesets goes on: after the feed
+// position, and after every changeset of the origin the gateway replica
+// has (a crash between integrating and moving the cursor leaves the
+// cursor behind; a number is never given twice).
+func base(st *foreign.State, origin uuid.UUID, after uint64) uint64 {
+	if v := st.View(); v != nil {
+		return max(after, v.Ticket(origin))
+	}
+	return after
 }
 
 func maxStamp(a, b string) string {
@@ -274,6 +291,9 @@ type puller struct {
 	pos    uint64
 	snaps  map[string]map[string]string
 	refs   map[string]foreign.Ref
+	// claimed is refs reversed: the record each object of this pull took.
+	claimed map[foreign.Ref]string
+	prs     map[int]bool // numbers found to be pull requests
 }
 
 func (p *puller) snapshot(key string) (map[string]string, error) {
@@ -293,7 +313,18 @@ func (p *puller) ref(key, typ string, marker [16]byte) (foreign.Ref, error) {
 	}
 	r = foreign.Ref{Type: typ, Record: p.g.objectUUID(key)}
 	if marker != [16]byte{} {
-		r.Record = marker
+		// A marker names the record a push made the object for, unless
+		// that record is another object's already (a body copied with its
+		// marker): then the object is a record of its own.
+		m := foreign.Ref{Type: typ, Record: marker}
+		other, mapped, err := p.st.Remote(m)
+		if err != nil {
+			return r, err
+		}
+		k, taken := p.claimed[m]
+		if (!mapped || other == key) && (!taken || k == key) {
+			r = m
+		}
 	}
 	return r, nil
 }
@@ -303,21 +334,39 @@ func (p *puller) issue(is *gh.Issue, emit func(foreign.Change) error) error {
 	return p.object(IssueType, p.g.issueKey(is.GetNumber()), props, rec, is.GetUpdatedAt().Time, emit)
 }
 
-func (p *puller) comment(c *gh.IssueComment, emit func(foreign.Change) error) error {
+func (p *puller) comment(ctx context.Context, c *gh.IssueComment, emit func(foreign.Change) error) error {
 	n, err := issueNumber(c.GetIssueURL())
 	if err != nil {
 		return err
 	}
 	ikey := p.g.issueKey(n)
-	iref, err := p.ref(ikey, IssueType, [16]byte{})
+	_, known, err := p.st.Record(ikey)
 	if err != nil {
 		return err
 	}
-	if _, ok, err := p.st.Record(ikey); err == nil && !ok {
-		if _, seen := p.refs[ikey]; !seen {
-			return nil // a comment of a pull request (or of an issue not pulled)
+	if _, seen := p.refs[ikey]; !known && !seen {
+		// An issue not seen yet (opened after the issues were listed)
+		// comes first; a pull request's comments are not kept.
+		if p.prs[n] {
+			return nil
 		}
-	} else if err != nil {
+		is, _, err := p.g.c.Issues.Get(ctx, p.g.owner, p.g.repo, n)
+		if err != nil {
+			return p.g.explain(err)
+		}
+		if is.IsPullRequest() {
+			if p.prs == nil {
+				p.prs = map[int]bool{}
+			}
+			p.prs[n] = true
+			return nil
+		}
+		if err := p.issue(is, emit); err != nil {
+			return err
+		}
+	}
+	iref, err := p.ref(ikey, IssueType, [16]byte{})
+	if err != nil {
 		return err
 	}
 	props, rec := commentProps(c)
@@ -375,6 +424,10 @@ func (p *puller) object(typ, key string, props map[string]string, marker [16]byt
 		ch.Props = append(ch.Props, changeset.PropChange{Name: k, Old: oldV, New: newV})
 	}
 	p.snaps[key], p.refs[key] = props, ref
+	if p.claimed == nil {
+		p.claimed = map[foreign.Ref]string{}
+	}
+	p.claimed[ref] = key
 	p.pos++
 	final := props
 	c := foreign.Change{Pos: p.pos, Ref: ref, Version: updated.UnixNano(), State: props, Record: func(w *foreign.Writer) error {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	gh "github.com/google/go-github/v84/github"
 	"github.com/google/uuid"
@@ -84,10 +86,25 @@ func (g *Gateway) applyIssue(ctx context.Context, st *foreign.State, op *foreign
 		if rec == nil {
 			return foreign.Applied{}, nil
 		}
-		opc := *op
-		opc.Create = true
-		op = &opc
-		n, found, err := g.findIssue(ctx, op.Ref.Record)
+		if n, err := strconv.Atoi(rec.Get("number")); err == nil && n > 0 {
+			// A record of an issue here (pulled by another gateway
+			// replica, or pushed by one), if the issue of that number
+			// confirms it by its name or its marker; a number of another
+			// repository's (a relay) does not.
+			ok, err := g.confirmIssue(ctx, n, op.Ref.Record)
+			if err != nil {
+				return foreign.Applied{}, err
+			}
+			if ok {
+				return g.updateIssue(ctx, st, op, rec, g.issueKey(n))
+			}
+		}
+		if !op.Create {
+			return foreign.Applied{}, fmt.Errorf("%w: %s is not on GitHub as far as this replica knows: pull first", foreign.ErrLater, op.Ref)
+		}
+		// Made here: on GitHub already if a try of ours lost its answer,
+		// or another gateway replica pushed it first; the marker tells.
+		n, found, err := g.findIssue(ctx, op.Ref.Record, rec.Created)
 		if err != nil {
 			return foreign.Applied{}, transient(err)
 		}
@@ -99,10 +116,29 @@ func (g *Gateway) applyIssue(ctx context.Context, st *foreign.State, op *foreign
 	return g.updateIssue(ctx, st, op, rec, key)
 }
 
+// confirmIssue says whether issue n is the one record names: by the name
+// of its URL, or by its marker.
+func (g *Gateway) confirmIssue(ctx context.Context, n int, record uuid.UUID) (bool, error) {
+	if g.objectUUID(g.issueKey(n)) == record {
+		return true, nil
+	}
+	is, resp, err := g.c.Issues.Get(ctx, g.owner, g.repo, n)
+	if resp != nil && resp.StatusCode == http.StatusNotFound {
+		return false, nil
+	}
+	if err != nil {
+		return false, transient(g.explain(err))
+	}
+	_, m := splitMarker(is.GetBody())
+	return m == record, nil
+}
+
 // findIssue looks for the issue whose body carries record's marker (made
-// by a try of ours whose answer was lost, or by another gateway replica).
-func (g *Gateway) findIssue(ctx context.Context, record uuid.UUID) (int, bool, error) {
-	opts := &gh.IssueListByRepoOptions{State: "all", Sort: "created", Direction: "desc", ListOptions: gh.ListOptions{PerPage: 100}}
+// by a try of ours whose answer was lost, or by another gateway replica),
+// among those updated since the record was made (less ten minutes for
+// clocks): an issue made for it cannot be older.
+func (g *Gateway) findIssue(ctx context.Context, record uuid.UUID, made time.Time) (int, bool, error) {
+	opts := &gh.IssueListByRepoOptions{State: "all", Sort: "created", Direction: "desc", Since: made.Add(-10 * time.Minute), ListOptions: gh.ListOptions{PerPage: 100}}
 	for {
 		issues, resp, err := g.c.Issues.ListByRepo(ctx, g.owner, g.repo, opts)
 		if err != nil {
@@ -162,7 +198,7 @@ func (g *Gateway) createIssue(ctx context.Context, op *foreign.Op, rec *replica.
 			return foreign.Applied{}, g.explain(err)
 		}
 		// The answer was lost, or GitHub failed after the write: look.
-		n, found, ferr := g.findIssue(ctx, op.Ref.Record)
+		n, found, ferr := g.findIssue(ctx, op.Ref.Record, rec.Created)
 		if ferr != nil || !found {
 			return foreign.Applied{}, transient(err)
 		}
@@ -240,6 +276,9 @@ func (g *Gateway) applyComment(ctx context.Context, st *foreign.State, op *forei
 		return foreign.Applied{}, fmt.Errorf("%w: its issue %s is not on GitHub yet", foreign.ErrLater, iu)
 	}
 	n, _ := strconv.Atoi(strings.TrimPrefix(ikey, "issue/"))
+	if !known && !op.Create {
+		return foreign.Applied{}, fmt.Errorf("%w: comment %s is not on GitHub as far as this replica knows: pull first", foreign.ErrLater, op.Ref.Record)
+	}
 	if !known {
 		c, found, err := g.findComment(ctx, n, op.Ref.Record)
 		if err != nil {

@@ -170,3 +170,26 @@ func TestErrors(t *testing.T) {
 		t.Fatalf("no token: %v", err)
 	}
 }
+
+// A gateway replica that never pulled pushes an edit of an issue another
+// gateway pulled (it came by native sync): it edits that issue, and opens
+// no second one.
+func TestPushWithoutPullNoDuplicate(t *testing.T) {
+	r := newFakeRemote(t)
+	key := r.Create(t, "from github")
+	g1 := foreigntest.Open(t, t.TempDir()+"/one", r.Gateway(t, nil))
+	g2 := foreigntest.OpenIn(t, t.TempDir()+"/two", g1.Local.R.DatabaseUUID(), r.Gateway(t, nil))
+	foreigntest.Pull(t, g1.F, nil)
+	foreigntest.Sync(t, g1, g2)
+	ref := foreigntest.RecordOf(t, g1.F, key)
+	g2.Set(t, ref, map[string]string{"title": "edited on two"})
+	if rep := foreigntest.Push(t, g2.F); rep.Completed != 1 {
+		t.Fatalf("push: %+v", rep)
+	}
+	if n := r.Count(t); n != 1 {
+		t.Fatalf("GitHub holds %d issues, want 1", n)
+	}
+	if got := r.Title(t, key); got != "edited on two" {
+		t.Fatalf("GitHub's title %q", got)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	gh "github.com/google/go-github/v84/github"
@@ -107,8 +108,9 @@ func (h *Webhooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		answer(http.StatusRequestEntityTooLarge, webhookAnswer{State: "refused", Reason: err.Error()})
 		return
 	}
-	// hmac.Equal inside: constant time.
-	if err := gh.ValidateSignature(r.Header.Get(gh.SHA256SignatureHeader), body, h.Secret); err != nil {
+	// SHA-256 only (no downgrade to sha1=), hmac.Equal inside: constant time.
+	sig := r.Header.Get(gh.SHA256SignatureHeader)
+	if err := gh.ValidateSignature(sig, body, h.Secret); err != nil || !strings.HasPrefix(sig, "sha256=") {
 		log.Warn("webhook with a bad signature", "delivery", r.Header.Get(gh.DeliveryIDHeader), "remote", r.RemoteAddr)
 		answer(http.StatusUnauthorized, webhookAnswer{State: "refused", Reason: "bad or missing X-Hub-Signature-256"})
 		return

@@ -177,23 +177,11 @@ func benchForeignRT(ctx context.Context, f *foreignFlags, stderr io.Writer) (*Fo
 		return nil, err
 	}
 
-	c := common{dir: f.dir}
-	dir, err := c.tempDir("foreign")
+	local, done, err := gatewayReplica(ctx, f.dir, "foreign")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	rdir := filepath.Join(dir, "gateway")
-	r, err := replica.Init(rdir, uuid.Nil, nil)
-	if err != nil {
-		return nil, err
-	}
-	r.Close()
-	local, err := merge.Open(ctx, rdir, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer local.Close()
+	defer done()
 	counter := &foreigntest.Counter{}
 	gw, err := rt.New(rt.Config{Address: "rt:" + web + "/?queue=" + url.QueryEscape(queue),
 		Credentials: rt.Credentials{User: user, Password: pass}, Transport: counter})
@@ -275,6 +263,29 @@ func benchForeignRT(ctx context.Context, f *foreignFlags, stderr io.Writer) (*Fo
 	}
 	p.printf("done")
 	return rep, nil
+}
+
+// gatewayReplica makes a new replica in a temporary directory under base;
+// done closes and removes it.
+func gatewayReplica(ctx context.Context, base, name string) (*merge.Local, func(), error) {
+	c := common{dir: base}
+	dir, err := c.tempDir(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	rdir := filepath.Join(dir, "gateway")
+	r, err := replica.Init(rdir, uuid.Nil, nil)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	r.Close()
+	local, err := merge.Open(ctx, rdir, nil)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return local, func() { local.Close(); os.RemoveAll(dir) }, nil
 }
 
 func countTickets(r *replica.Replica) (int, error) {

@@ -7,19 +7,14 @@ import (
 	"io"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/prophet-sync/prophet/foreign"
 	"github.com/prophet-sync/prophet/foreign/foreigntest"
 	"github.com/prophet-sync/prophet/foreign/github"
 	"github.com/prophet-sync/prophet/foreign/github/githubfake"
-	"github.com/prophet-sync/prophet/merge"
-	"github.com/prophet-sync/prophet/replica"
 )
 
 // GitHubReport is bench foreign github's result.
@@ -123,23 +118,11 @@ func benchGitHub(ctx context.Context, issues, comments, events int, base string,
 	}
 	rep := &GitHubReport{Benchmark: "foreign github", Issues: issues, Comments: comments, GOMAXPROCS: runtime.GOMAXPROCS(0)}
 
-	c := common{dir: base}
-	dir, err := c.tempDir("github")
+	local, done, err := gatewayReplica(ctx, base, "github")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	rdir := filepath.Join(dir, "gateway")
-	r, err := replica.Init(rdir, uuid.Nil, nil)
-	if err != nil {
-		return nil, err
-	}
-	r.Close()
-	local, err := merge.Open(ctx, rdir, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer local.Close()
+	defer done()
 	addr := "github:" + owner + "/" + repo + "?api=" + fake.URL()
 	counter := &foreigntest.Counter{}
 	gw, err := github.New(github.Config{Address: addr, Token: token, Transport: counter})
