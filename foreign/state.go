@@ -44,8 +44,8 @@ type State struct {
 	// feed serializes what numbers the foreign replica's changesets: a
 	// pull, and an event's integration.
 	feed sync.Mutex
-	refs int    // opens in this process (registry)
-	key  string // in the registry, when shared
+	refs int                  // opens in this process (registry)
+	key  string               // in the registry, when shared
 	view atomic.Pointer[View] // set by the first Open
 }
 
