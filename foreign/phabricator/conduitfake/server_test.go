@@ -1,0 +1,704 @@
+package conduitfake
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// client is a minimal Conduit client as a real consumer would write it.
+type client struct {
+	t     *testing.T
+	base  string
+	token string
+}
+
+type response struct {
+	Result    json.RawMessage `json:"result"`
+	ErrorCode *string         `json:"error_code"`
+	ErrorInfo *string         `json:"error_info"`
+}
+
+// raw performs one call and returns the decoded envelope.
+func (c client) raw(method string, params map[string]any) response {
+	c.t.Helper()
+	if params == nil {
+		params = map[string]any{}
+	}
+	params["__conduit__"] = map[string]any{"token": c.token}
+	js, err := json.Marshal(params)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	form := url.Values{"params": {string(js)}, "output": {"json"}, "__conduit__": {"1"}}
+	return c.post(method, form)
+}
+
+func (c client) post(method string, form url.Values) response {
+	c.t.Helper()
+	resp, err := http.PostForm(c.base+"/api/"+method, form)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		c.t.Fatalf("%s: HTTP %d", method, resp.StatusCode)
+	}
+	var r response
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		c.t.Fatalf("%s: decode: %v", method, err)
+	}
+	return r
+}
+
+// call performs a call that must succeed and decodes its result into out.
+func (c client) call(method string, params map[string]any, out any) {
+	c.t.Helper()
+	r := c.raw(method, params)
+	if r.ErrorCode != nil {
+		c.t.Fatalf("%s: %s: %s", method, *r.ErrorCode, deref(r.ErrorInfo))
+	}
+	if err := json.Unmarshal(r.Result, out); err != nil {
+		c.t.Fatalf("%s: decode result: %v", method, err)
+	}
+}
+
+// callErr performs a call that must fail and returns its error code and info.
+func (c client) callErr(method string, params map[string]any) (string, string) {
+	c.t.Helper()
+	r := c.raw(method, params)
+	if r.ErrorCode == nil {
+		c.t.Fatalf("%s: unexpected success: %s", method, r.Result)
+	}
+	if string(r.Result) != "null" {
+		c.t.Errorf("%s: result = %s on error, want null", method, r.Result)
+	}
+	return *r.ErrorCode, deref(r.ErrorInfo)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return *s
+}
+
+type revResult struct {
+	Data []struct {
+		ID     int    `json:"id"`
+		Type   string `json:"type"`
+		PHID   string `json:"phid"`
+		Fields struct {
+			Title   string `json:"title"`
+			Summary string `json:"summary"`
+			Status  struct {
+				Value string `json:"value"`
+				Name  string `json:"name"`
+			} `json:"status"`
+			AuthorPHID     string `json:"authorPHID"`
+			RepositoryPHID string `json:"repositoryPHID"`
+			DiffPHID       string `json:"diffPHID"`
+			DateCreated    int64  `json:"dateCreated"`
+			DateModified   int64  `json:"dateModified"`
+			Policy         map[string]string
+		} `json:"fields"`
+		Attachments struct {
+			Reviewers *struct {
+				Reviewers []struct {
+					ReviewerPHID string `json:"reviewerPHID"`
+					Status       string `json:"status"`
+					IsBlocking   bool   `json:"isBlocking"`
+				} `json:"reviewers"`
+			} `json:"reviewers"`
+			Subscribers *struct {
+				SubscriberPHIDs []string `json:"subscriberPHIDs"`
+				SubscriberCount int      `json:"subscriberCount"`
+			} `json:"subscribers"`
+			Projects *struct {
+				ProjectPHIDs []string `json:"projectPHIDs"`
+			} `json:"projects"`
+		} `json:"attachments"`
+	} `json:"data"`
+	Query  map[string]any `json:"query"`
+	Cursor struct {
+		Limit int     `json:"limit"`
+		After *string `json:"after"`
+		Order any     `json:"order"`
+	} `json:"cursor"`
+}
+
+func (r revResult) ids() []int {
+	var out []int
+	for _, d := range r.Data {
+		out = append(out, d.ID)
+	}
+	return out
+}
+
+type xactResult struct {
+	Data []struct {
+		ID           int    `json:"id"`
+		PHID         string `json:"phid"`
+		Type         string `json:"type"`
+		AuthorPHID   string `json:"authorPHID"`
+		ObjectPHID   string `json:"objectPHID"`
+		DateCreated  int64  `json:"dateCreated"`
+		DateModified int64  `json:"dateModified"`
+		Comments     []struct {
+			ID           int    `json:"id"`
+			PHID         string `json:"phid"`
+			Version      int    `json:"version"`
+			AuthorPHID   string `json:"authorPHID"`
+			DateCreated  int64  `json:"dateCreated"`
+			DateModified int64  `json:"dateModified"`
+			Removed      bool   `json:"removed"`
+			Content      struct {
+				Raw string `json:"raw"`
+			} `json:"content"`
+		} `json:"comments"`
+		Fields map[string]any `json:"fields"`
+	} `json:"data"`
+	Cursor struct {
+		Limit int     `json:"limit"`
+		After *string `json:"after"`
+	} `json:"cursor"`
+}
+
+var epoch = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+type fixture struct {
+	srv        *Server
+	clock      *ManualClock
+	alice, bob User
+	carol      User
+	c          client // authenticated as alice
+	proj       Project
+	repo       Repository
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	clk := NewManualClock(epoch)
+	s := New(Options{Clock: clk.Now})
+	base := s.Start()
+	t.Cleanup(s.Close)
+	f := &fixture{srv: s, clock: clk}
+	f.alice, f.bob, f.carol = s.AddUser("alice"), s.AddUser("bob"), s.AddUser("carol")
+	f.proj = s.AddProject("Sync Team")
+	f.repo = s.AddRepository("prophet", "PRO")
+	f.c = client{t: t, base: base, token: f.alice.Token}
+	return f
+}
+
+func (f *fixture) revision(t *testing.T, author User, title string, reviewers ...User) Revision {
+	t.Helper()
+	spec := RevisionSpec{
+		AuthorPHID: author.PHID, Title: title, Summary: "summary of " + title,
+		RepositoryPHID: f.repo.PHID, CommitMessage: title + "\n\nbody",
+	}
+	for _, r := range reviewers {
+		spec.Reviewers = append(spec.Reviewers, r.PHID)
+	}
+	r, err := f.srv.CreateRevision(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestWhoAmI(t *testing.T) {
+	f := newFixture(t)
+	var who struct {
+		PHID     string `json:"phid"`
+		UserName string `json:"userName"`
+	}
+	f.c.call("user.whoami", nil, &who)
+	if who.PHID != f.alice.PHID || who.UserName != "alice" {
+		t.Errorf("whoami = %+v, want alice %s", who, f.alice.PHID)
+	}
+	bobClient := f.c
+	bobClient.token = f.bob.Token
+	bobClient.call("user.whoami", nil, &who)
+	if who.PHID != f.bob.PHID {
+		t.Errorf("whoami as bob = %s", who.PHID)
+	}
+
+	// Plain form fields, with the token in api.token.
+	r := f.c.post("user.whoami", url.Values{"api.token": {f.carol.Token}, "output": {"json"}})
+	if r.ErrorCode != nil || !strings.Contains(string(r.Result), f.carol.PHID) {
+		t.Errorf("form whoami = %s %v", r.Result, deref(r.ErrorCode))
+	}
+}
+
+func TestUserAndProjectSearch(t *testing.T) {
+	f := newFixture(t)
+	var res struct {
+		Data []struct {
+			PHID   string         `json:"phid"`
+			Type   string         `json:"type"`
+			Fields map[string]any `json:"fields"`
+		} `json:"data"`
+	}
+	f.c.call("user.search", map[string]any{"constraints": map[string]any{"phids": []string{f.bob.PHID, f.carol.PHID}}}, &res)
+	if len(res.Data) != 2 || res.Data[0].Fields["username"] != "carol" || res.Data[1].Type != "USER" {
+		t.Errorf("user.search = %+v", res.Data)
+	}
+	f.c.call("project.search", map[string]any{"constraints": map[string]any{"phids": []string{f.proj.PHID}}}, &res)
+	if len(res.Data) != 1 || res.Data[0].Fields["name"] != "Sync Team" || res.Data[0].Type != "PROJ" {
+		t.Errorf("project.search = %+v", res.Data)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	f := newFixture(t)
+	bad := f.c
+	bad.token = "api-nope"
+	if code, _ := bad.callErr("user.whoami", nil); code != "ERR-INVALID-AUTH" {
+		t.Errorf("bad token: code %q", code)
+	}
+	bad.token = ""
+	if code, _ := bad.callErr("user.whoami", nil); code != "ERR-INVALID-AUTH" {
+		t.Errorf("no token: code %q", code)
+	}
+	code, info := f.c.callErr("x.y", nil)
+	if code != "ERR-CONDUIT-CALL" || info != `Conduit method "x.y" does not exist.` {
+		t.Errorf("unknown method: %q %q", code, info)
+	}
+	f.srv.DisableMethod("transaction.search")
+	code, info = f.c.callErr("transaction.search", map[string]any{"objectIdentifier": "D1"})
+	if code != "ERR-CONDUIT-CALL" || !strings.Contains(info, `"transaction.search" does not exist`) {
+		t.Errorf("disabled method: %q %q", code, info)
+	}
+	f.srv.EnableMethod("transaction.search")
+	f.revision(t, f.alice, "one")
+	var xr xactResult
+	f.c.call("transaction.search", map[string]any{"objectIdentifier": "D1"}, &xr)
+
+	code, _ = f.c.callErr("differential.revision.search", map[string]any{"constraints": map[string]any{"bogus": 1}})
+	if code != "ERR-CONDUIT-CORE" {
+		t.Errorf("bad constraint: %q", code)
+	}
+	code, _ = f.c.callErr("differential.revision.search", map[string]any{"limit": 101})
+	if code != "ERR-CONDUIT-CORE" {
+		t.Errorf("limit 101: %q", code)
+	}
+}
+
+func TestRevisionSearchConstraints(t *testing.T) {
+	f := newFixture(t)
+	r1 := f.revision(t, f.alice, "alice's", f.bob)
+	f.clock.Advance(10 * time.Second)
+	r2 := f.revision(t, f.bob, "bob's", f.carol)
+	f.clock.Advance(10 * time.Second)
+	r3 := f.revision(t, f.carol, "carol's")
+
+	search := func(c map[string]any) []int {
+		t.Helper()
+		var res revResult
+		f.c.call("differential.revision.search", map[string]any{"constraints": c, "order": "updated"}, &res)
+		return res.ids()
+	}
+	check := func(name string, got []int, want ...int) {
+		t.Helper()
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: ids %v, want %v", name, got, want)
+		}
+	}
+	check("none", search(map[string]any{}), 3, 2, 1)
+	check("responsible bob", search(map[string]any{"responsiblePHIDs": []string{f.bob.PHID}}), r2.ID, r1.ID)
+	check("responsible carol", search(map[string]any{"responsiblePHIDs": []string{f.carol.PHID}}), r3.ID, r2.ID)
+	check("phids", search(map[string]any{"phids": []string{r1.PHID, r3.PHID}}), 3, 1)
+	check("ids", search(map[string]any{"ids": []int{2}}), 2)
+	check("modifiedStart inclusive", search(map[string]any{"modifiedStart": r2.DateModified}), 3, 2)
+	check("modifiedEnd inclusive", search(map[string]any{"modifiedEnd": r2.DateModified}), 2, 1)
+	check("modified range", search(map[string]any{"modifiedStart": r2.DateModified, "modifiedEnd": r2.DateModified}), 2)
+	check("authorPHIDs", search(map[string]any{"authorPHIDs": []string{f.alice.PHID}}), 1)
+
+	// A change moves a revision to the front of "updated" but not "newest".
+	f.clock.Advance(time.Second)
+	if _, err := f.srv.AddComment(r1.PHID, f.bob.PHID, "ping"); err != nil {
+		t.Fatal(err)
+	}
+	check("updated after comment", search(nil), 1, 3, 2)
+	var res revResult
+	f.c.call("differential.revision.search", nil, &res)
+	check("newest", res.ids(), 3, 2, 1)
+
+	d := res.Data[2].Fields
+	if d.Title != "alice's" || d.Summary != "summary of alice's" || d.Status.Value != "needs-review" ||
+		d.Status.Name != "Needs Review" || d.AuthorPHID != f.alice.PHID || d.RepositoryPHID != f.repo.PHID ||
+		d.DiffPHID != r1.DiffPHID || d.DateCreated != epoch.Unix() || d.DateModified != epoch.Unix()+21 ||
+		d.Policy["view"] == "" {
+		t.Errorf("fields = %+v", d)
+	}
+	if res.Data[2].Type != "DREV" || res.Data[2].PHID != r1.PHID || res.Query["queryKey"] != nil {
+		t.Errorf("object = %+v", res.Data[2])
+	}
+}
+
+func TestRevisionPagingEqualTimestamps(t *testing.T) {
+	f := newFixture(t)
+	// 5 revisions at distinct times, then 13 sharing one second, then 5 more.
+	for i := range 23 {
+		f.revision(t, f.alice, fmt.Sprint("r", i))
+		if i < 5 || i >= 17 {
+			f.clock.Advance(time.Second)
+		}
+	}
+	for _, limit := range []int{1, 4, 7, 100} {
+		var all []int
+		var after any
+		for page := 0; ; page++ {
+			var res revResult
+			f.c.call("differential.revision.search", map[string]any{
+				"order": "updated", "limit": limit, "after": after,
+			}, &res)
+			if res.Cursor.Limit != limit || res.Cursor.Order != "updated" {
+				t.Fatalf("cursor = %+v", res.Cursor)
+			}
+			all = append(all, res.ids()...)
+			if res.Cursor.After == nil {
+				break
+			}
+			after = *res.Cursor.After
+			if page > 30 {
+				t.Fatal("paging does not terminate")
+			}
+		}
+		want := make([]int, 23)
+		for i := range want {
+			want[i] = 23 - i
+		}
+		if !slices.Equal(all, want) {
+			t.Errorf("limit %d: ids %v, want %v", limit, all, want)
+		}
+	}
+
+	// A bare id cursor (Phorge style) also works.
+	var res revResult
+	f.c.call("differential.revision.search", map[string]any{"order": "updated", "after": "10", "limit": 3}, &res)
+	if !slices.Equal(res.ids(), []int{9, 8, 7}) {
+		t.Errorf("bare id cursor: %v", res.ids())
+	}
+	// The default order pages by id.
+	f.c.call("differential.revision.search", map[string]any{"limit": 2}, &res)
+	if !slices.Equal(res.ids(), []int{23, 22}) || *res.Cursor.After != "22" {
+		t.Errorf("newest page: %v after %v", res.ids(), *res.Cursor.After)
+	}
+}
+
+func TestRevisionAttachments(t *testing.T) {
+	f := newFixture(t)
+	r, err := f.srv.CreateRevision(RevisionSpec{
+		AuthorPHID: f.alice.PHID, Title: "t", Reviewers: []string{f.bob.PHID},
+		BlockingReviewers: []string{f.carol.PHID}, Subscribers: []string{f.bob.PHID},
+		Projects: []string{f.proj.PHID},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.srv.SetStatus(r.PHID, f.bob.PHID, StatusAccepted); err != nil {
+		t.Fatal(err)
+	}
+	var res revResult
+	f.c.call("differential.revision.search", map[string]any{"attachments": map[string]any{}}, &res)
+	a := res.Data[0].Attachments
+	if a.Reviewers != nil || a.Subscribers != nil || a.Projects != nil {
+		t.Errorf("unrequested attachments present: %+v", a)
+	}
+	f.c.call("differential.revision.search", map[string]any{
+		"attachments": map[string]any{"reviewers": true, "subscribers": true, "projects": true},
+	}, &res)
+	a = res.Data[0].Attachments
+	if a.Reviewers == nil || len(a.Reviewers.Reviewers) != 2 {
+		t.Fatalf("reviewers = %+v", a.Reviewers)
+	}
+	rv := a.Reviewers.Reviewers
+	if rv[0].ReviewerPHID != f.bob.PHID || rv[0].Status != "accepted" || rv[0].IsBlocking ||
+		rv[1].ReviewerPHID != f.carol.PHID || rv[1].Status != "added" || !rv[1].IsBlocking {
+		t.Errorf("reviewers = %+v", rv)
+	}
+	if a.Subscribers == nil || !slices.Equal(a.Subscribers.SubscriberPHIDs, []string{f.bob.PHID}) || a.Subscribers.SubscriberCount != 1 {
+		t.Errorf("subscribers = %+v", a.Subscribers)
+	}
+	if a.Projects == nil || !slices.Equal(a.Projects.ProjectPHIDs, []string{f.proj.PHID}) {
+		t.Errorf("projects = %+v", a.Projects)
+	}
+	if res.Data[0].Fields.Status.Value != StatusAccepted {
+		t.Errorf("status = %+v", res.Data[0].Fields.Status)
+	}
+}
+
+func TestDiffSearch(t *testing.T) {
+	f := newFixture(t)
+	r := f.revision(t, f.alice, "first")
+	f.clock.Advance(time.Minute)
+	d2, err := f.srv.UpdateDiff(r.PHID, f.alice.PHID, "second version\n\nDetails.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rr revResult
+	f.c.call("differential.revision.search", nil, &rr)
+	if rr.Data[0].Fields.DiffPHID != d2.PHID || d2.PHID == r.DiffPHID {
+		t.Errorf("diffPHID = %s, want new %s (old %s)", rr.Data[0].Fields.DiffPHID, d2.PHID, r.DiffPHID)
+	}
+	if rr.Data[0].Fields.DateModified != epoch.Unix()+60 {
+		t.Errorf("dateModified not bumped by update: %d", rr.Data[0].Fields.DateModified)
+	}
+
+	var res struct {
+		Data []struct {
+			ID     int    `json:"id"`
+			PHID   string `json:"phid"`
+			Type   string `json:"type"`
+			Fields struct {
+				RevisionPHID string `json:"revisionPHID"`
+				DateCreated  int64  `json:"dateCreated"`
+				DateModified int64  `json:"dateModified"`
+			} `json:"fields"`
+			Attachments struct {
+				Commits struct {
+					Commits []struct {
+						Identifier string `json:"identifier"`
+						Message    string `json:"message"`
+					} `json:"commits"`
+				} `json:"commits"`
+			} `json:"attachments"`
+		} `json:"data"`
+	}
+	f.c.call("differential.diff.search", map[string]any{
+		"constraints": map[string]any{"phids": []string{d2.PHID}},
+		"attachments": map[string]any{"commits": true},
+	}, &res)
+	if len(res.Data) != 1 {
+		t.Fatalf("diffs = %+v", res.Data)
+	}
+	d := res.Data[0]
+	if d.Type != "DIFF" || d.Fields.RevisionPHID != r.PHID || d.Fields.DateCreated != epoch.Unix()+60 ||
+		len(d.Attachments.Commits.Commits) != 1 || d.Attachments.Commits.Commits[0].Message != "second version\n\nDetails." ||
+		d.Attachments.Commits.Commits[0].Identifier == "" {
+		t.Errorf("diff = %+v", d)
+	}
+	f.c.call("differential.diff.search", map[string]any{
+		"constraints": map[string]any{"revisionPHIDs": []string{r.PHID}},
+		"attachments": map[string]any{"commits": true},
+	}, &res)
+	if len(res.Data) != 2 || res.Data[1].PHID != r.DiffPHID || res.Data[1].Attachments.Commits.Commits[0].Message != "first\n\nbody" {
+		t.Errorf("diffs by revision = %+v", res.Data)
+	}
+}
+
+func TestTransactionSearch(t *testing.T) {
+	f := newFixture(t)
+	r := f.revision(t, f.alice, "t", f.bob)
+	var comments []Transaction
+	for i := range 5 {
+		f.clock.Advance(time.Second)
+		x, err := f.srv.AddComment(r.PHID, f.bob.PHID, fmt.Sprint("comment ", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		comments = append(comments, x)
+	}
+	f.clock.Advance(time.Hour)
+	if _, err := f.srv.EditComment(comments[1].PHID, "edited comment 1"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Page through everything, newest first, 3 at a time.
+	var got []int
+	var after any
+	var all xactResult
+	for {
+		var res xactResult
+		f.c.call("transaction.search", map[string]any{"objectIdentifier": "D1", "limit": 3, "after": after}, &res)
+		got = append(got, idsOf(res)...)
+		all.Data = append(all.Data, res.Data...)
+		if res.Cursor.After == nil {
+			break
+		}
+		after = *res.Cursor.After
+	}
+	if !slices.Equal(got, []int{7, 6, 5, 4, 3, 2, 1}) {
+		t.Fatalf("transaction ids = %v", got)
+	}
+	types := []string{}
+	for _, x := range all.Data {
+		types = append(types, x.Type)
+		if !strings.HasPrefix(x.PHID, "PHID-XACT-DREV-") || x.ObjectPHID != r.PHID {
+			t.Errorf("transaction %+v", x)
+		}
+	}
+	if !slices.Equal(types, []string{"comment", "comment", "comment", "comment", "comment", "update", "create"}) {
+		t.Errorf("types = %v", types)
+	}
+
+	var res xactResult
+	f.c.call("transaction.search", map[string]any{
+		"objectIdentifier": r.PHID,
+		"constraints":      map[string]any{"phids": []string{comments[1].PHID, comments[2].PHID}},
+	}, &res)
+	if len(res.Data) != 2 {
+		t.Fatalf("by phid = %+v", res.Data)
+	}
+	edited, plain := res.Data[1], res.Data[0]
+	if edited.PHID != comments[1].PHID || len(edited.Comments) != 1 {
+		t.Fatalf("edited = %+v", edited)
+	}
+	c := edited.Comments[0]
+	if c.Content.Raw != "edited comment 1" || c.Version != 2 || c.DateModified == c.DateCreated ||
+		c.DateCreated != epoch.Unix()+2 || c.DateModified != epoch.Unix()+3605 || c.AuthorPHID != f.bob.PHID ||
+		edited.AuthorPHID != f.bob.PHID || c.Removed {
+		t.Errorf("edited comment = %+v", c)
+	}
+	if pc := plain.Comments[0]; pc.Version != 1 || pc.DateModified != pc.DateCreated || pc.Content.Raw != "comment 2" {
+		t.Errorf("plain comment = %+v", pc)
+	}
+	// Editing does not bump the revision.
+	if rev, _ := f.srv.Revision(r.PHID); rev.DateModified != epoch.Unix()+5 {
+		t.Errorf("revision dateModified = %d after edit", rev.DateModified)
+	}
+}
+
+func idsOf(r xactResult) []int {
+	var out []int
+	for _, d := range r.Data {
+		out = append(out, d.ID)
+	}
+	return out
+}
+
+func TestRevisionEdit(t *testing.T) {
+	f := newFixture(t)
+	r := f.revision(t, f.bob, "t")
+	f.clock.Advance(90 * time.Second)
+	var out struct {
+		Object struct {
+			ID   int    `json:"id"`
+			PHID string `json:"phid"`
+		} `json:"object"`
+		Transactions []struct {
+			PHID string `json:"phid"`
+		} `json:"transactions"`
+	}
+	f.c.call("differential.revision.edit", map[string]any{
+		"objectIdentifier": "D1",
+		"transactions":     []any{map[string]any{"type": "comment", "value": "hello from sync"}},
+	}, &out)
+	if out.Object.ID != r.ID || out.Object.PHID != r.PHID || len(out.Transactions) != 1 {
+		t.Fatalf("edit result = %+v", out)
+	}
+	var res xactResult
+	f.c.call("transaction.search", map[string]any{"objectIdentifier": r.PHID, "limit": 1}, &res)
+	x := res.Data[0]
+	if x.PHID != out.Transactions[0].PHID || x.Type != "comment" || x.AuthorPHID != f.alice.PHID ||
+		x.Comments[0].Content.Raw != "hello from sync" || x.DateCreated != epoch.Unix()+90 {
+		t.Errorf("new transaction = %+v", x)
+	}
+	var rr revResult
+	f.c.call("differential.revision.search", map[string]any{"constraints": map[string]any{"ids": []int{1}}}, &rr)
+	if rr.Data[0].Fields.DateModified != epoch.Unix()+90 {
+		t.Errorf("dateModified = %d, want bumped", rr.Data[0].Fields.DateModified)
+	}
+
+	f.c.call("differential.revision.edit", map[string]any{
+		"objectIdentifier": r.PHID,
+		"transactions": []any{
+			map[string]any{"type": "title", "value": "new title"},
+			map[string]any{"type": "summary", "value": "new summary"},
+		},
+	}, &out)
+	if len(out.Transactions) != 2 || out.Transactions[0].PHID == out.Transactions[1].PHID {
+		t.Errorf("edit result = %+v", out)
+	}
+	if rev, _ := f.srv.Revision("D1"); rev.Title != "new title" || rev.Summary != "new summary" {
+		t.Errorf("revision = %+v", rev)
+	}
+	code, _ := f.c.callErr("differential.revision.edit", map[string]any{
+		"objectIdentifier": "D1",
+		"transactions":     []any{map[string]any{"type": "bogus", "value": "x"}},
+	})
+	if code != "ERR-CONDUIT-CORE" {
+		t.Errorf("bad transaction type: %q", code)
+	}
+}
+
+func TestLag(t *testing.T) {
+	f := newFixture(t)
+	f.revision(t, f.alice, "old")
+	f.clock.Advance(time.Minute)
+	f.srv.Lag(30 * time.Second)
+	r2 := f.revision(t, f.alice, "new")
+
+	var res revResult
+	f.c.call("differential.revision.search", map[string]any{"order": "updated"}, &res)
+	if !slices.Equal(res.ids(), []int{1}) {
+		t.Fatalf("lagging search = %v, want [1]", res.ids())
+	}
+	f.clock.Advance(29 * time.Second)
+	f.c.call("differential.revision.search", map[string]any{"order": "updated"}, &res)
+	if !slices.Equal(res.ids(), []int{1}) {
+		t.Fatalf("still lagging = %v, want [1]", res.ids())
+	}
+	f.clock.Advance(time.Second)
+	f.c.call("differential.revision.search", map[string]any{"order": "updated"}, &res)
+	if !slices.Equal(res.ids(), []int{2, 1}) || res.Data[0].Fields.DateModified != r2.DateModified {
+		t.Fatalf("after lag = %v", res.ids())
+	}
+	f.srv.Lag(0)
+}
+
+func TestFailNextAndCounters(t *testing.T) {
+	f := newFixture(t)
+	f.srv.FailNext(2, "ERR-RATE-LIMIT", "slow down")
+	for range 2 {
+		code, info := f.c.callErr("user.whoami", nil)
+		if code != "ERR-RATE-LIMIT" || info != "slow down" {
+			t.Errorf("injected error = %q %q", code, info)
+		}
+	}
+	var who map[string]any
+	f.c.call("user.whoami", nil, &who)
+	f.c.callErr("nope.nope", nil)
+	if n := f.srv.Requests(); n != 4 {
+		t.Errorf("Requests = %d, want 4", n)
+	}
+	if n := f.srv.RequestsFor("user.whoami"); n != 3 {
+		t.Errorf("RequestsFor(user.whoami) = %d, want 3", n)
+	}
+	if n := f.srv.RequestsFor("nope.nope"); n != 1 {
+		t.Errorf("RequestsFor(nope.nope) = %d, want 1", n)
+	}
+}
+
+func TestConcurrentUse(t *testing.T) {
+	f := newFixture(t)
+	r := f.revision(t, f.alice, "busy")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 20 {
+			f.clock.Advance(time.Second)
+			if _, err := f.srv.AddComment(r.PHID, f.bob.PHID, fmt.Sprint(i)); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for range 20 {
+		var res revResult
+		f.c.call("differential.revision.search", map[string]any{"order": "updated"}, &res)
+		if len(res.Data) != 1 {
+			t.Fatalf("revisions = %v", res.ids())
+		}
+	}
+	<-done
+	if n := len(f.srv.Transactions(r.PHID)); n != 22 {
+		t.Errorf("transactions = %d, want 22", n)
+	}
+}
