@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/prophet-sync/prophet/foreign/phabricator/conduitfake"
 )
 
 // A Conduit endpoint answering by the method, in Conduit's envelope.
@@ -87,5 +90,40 @@ func TestConduitErrors(t *testing.T) {
 	down := NewClient("http://127.0.0.1:1", "api-good", nil)
 	if err := down.Call(context.Background(), "user.whoami", nil, nil); err == nil || !strings.Contains(err.Error(), "cannot reach Phabricator") {
 		t.Fatalf("server down: %v", err)
+	}
+}
+
+// The client against the fake Conduit: whoami, a refused token, an old
+// server, and a search paged over equal dateModified.
+func TestClientAgainstFake(t *testing.T) {
+	srv := conduitfake.New(conduitfake.Options{})
+	url := srv.Start()
+	t.Cleanup(srv.Close)
+	alice := srv.AddUser("alice")
+	c := NewClient(url, alice.Token, nil)
+	var me struct {
+		PHID string `json:"phid"`
+	}
+	if err := c.Call(context.Background(), "user.whoami", nil, &me); err != nil || me.PHID != alice.PHID {
+		t.Fatalf("whoami: %+v %v", me, err)
+	}
+	for i := range 5 {
+		if _, err := srv.CreateRevision(conduitfake.RevisionSpec{AuthorPHID: alice.PHID, Title: fmt.Sprintf("D%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	err := Search(context.Background(), c, "differential.revision.search", map[string]any{"order": "updated", "limit": 2}, func(json.RawMessage) error { n++; return nil })
+	if err != nil || n != 5 {
+		t.Fatalf("search: %d results, %v", n, err)
+	}
+	srv.DisableMethod("differential.revision.search")
+	err = c.Call(context.Background(), "differential.revision.search", nil, nil)
+	var ce *Error
+	if !errors.As(err, &ce) || !ce.Unknown() {
+		t.Fatalf("an old server: %v", err)
+	}
+	if err := NewClient(url, "api-nope", nil).Call(context.Background(), "user.whoami", nil, nil); !errors.Is(err, ErrAuth) {
+		t.Fatalf("bad token: %v", err)
 	}
 }
