@@ -384,7 +384,7 @@ func (f *Foreign) Record(ref Ref) (*replica.Record, error) {
 }
 
 // Ticket is the gateway replica's merge ticket for origin (View).
-func (f *Foreign) Ticket(origin uuid.UUID) uint64 { return f.local.R.Tickets()[origin] }
+func (f *Foreign) Ticket(origin uuid.UUID) uint64 { return f.local.R.Ticket(origin) }
 
 // Pending is pendingProps, for the gateway (View).
 func (f *Foreign) Pending(ref Ref) (map[string]bool, error) { return f.pendingProps(ref) }
@@ -618,20 +618,16 @@ func (s *pushSink) Bulk(ctx context.Context, next func() (*replica.Unit, error))
 			s.rep.Read++
 			n++
 			last = max(last, cs.Seq)
-			if cs.Origin != r.UUID() {
-				owns, err := f.owns(ctx, cs.Origin, cs.OriginSeq)
-				if err != nil {
+			// From the remote (or a report of what a push to it did):
+			// known here first, else asked of the gateway, once per origin.
+			owns := f.fromHere(cs)
+			if !owns && cs.Origin != r.UUID() {
+				var err error
+				if owns, err = f.owns(ctx, cs.Origin, cs.OriginSeq); err != nil {
 					return res, err
 				}
-				if owns {
-					s.rep.Owned++
-					continue
-				}
 			}
-			if cs.Creator == f.o.Creator && cs.Origin == r.UUID() {
-				continue // a report of what this foreign replica's push did
-			}
-			if rc, ok := f.gw.(RemoteChangesets); ok && rc.FromRemote(cs) {
+			if owns {
 				s.rep.Owned++
 				continue
 			}

@@ -2,6 +2,7 @@ package foreign
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -47,7 +48,7 @@ func (f *Foreign) Deliver(ctx context.Context, delivery, kind string, payload []
 			return nil, err
 		}
 		if seen && len(v) == 8 {
-			first, err := f.st.loadOp(beU64(v))
+			first, err := f.st.loadOp(binary.BigEndian.Uint64(v))
 			if err != nil {
 				return nil, err
 			}
@@ -94,14 +95,6 @@ func (f *Foreign) Deliver(ctx context.Context, delivery, kind string, payload []
 func (f *Foreign) pendingFor(ref Ref) (bool, error) {
 	props, err := f.pendingProps(ref)
 	return len(props) > 0, err
-}
-
-func beU64(b []byte) uint64 {
-	var v uint64
-	for _, c := range b {
-		v = v<<8 | uint64(c)
-	}
-	return v
 }
 
 // RunInbound processes the queued inbound ops: each becomes a changeset,

@@ -29,6 +29,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -595,20 +596,33 @@ func (g *Gateway) undo(ctx context.Context, snap map[string]string, t *txn) erro
 	if t.Field != "Requestor" {
 		return nil
 	}
+	return g.watcher(ctx, snap, t, false)
+}
+
+// watcher applies an AddWatcher or DelWatcher transaction of a requestor
+// to snap's requestors, forward (redo) or backward (undo).
+func (g *Gateway) watcher(ctx context.Context, snap map[string]string, t *txn, forward bool) error {
+	var id string
+	add := forward
 	switch t.Type {
 	case "AddWatcher":
-		n, err := g.userName(ctx, t.NewValue)
-		if err != nil {
-			return err
-		}
-		snap["requestors"] = joinSet(slices.DeleteFunc(splitSet(snap["requestors"]), func(s string) bool { return s == n }))
+		id = t.NewValue
 	case "DelWatcher":
-		n, err := g.userName(ctx, t.OldValue)
-		if err != nil {
-			return err
-		}
-		snap["requestors"] = joinSet(append(splitSet(snap["requestors"]), n))
+		id, add = t.OldValue, !forward
+	default:
+		return nil
 	}
+	n, err := g.userName(ctx, id)
+	if err != nil {
+		return err
+	}
+	set := splitSet(snap["requestors"])
+	if add {
+		set = append(set, n)
+	} else {
+		set = slices.DeleteFunc(set, func(s string) bool { return s == n })
+	}
+	snap["requestors"] = joinSet(set)
 	return nil
 }
 
@@ -714,7 +728,7 @@ func (p *puller) translate(ctx context.Context, t *txn, contents map[string]stri
 			}
 		}
 		ch := changeset.Change{RecordType: TicketType, Record: rec, Op: changeset.Add}
-		for _, k := range sortedKeys(snap) {
+		for _, k := range slices.Sorted(maps.Keys(snap)) {
 			if snap[k] != "" {
 				ch.Props = append(ch.Props, changeset.PropChange{Name: k, New: snap[k]})
 			}
@@ -725,7 +739,7 @@ func (p *puller) translate(ctx context.Context, t *txn, contents map[string]stri
 		}
 	} else {
 		tref = ref
-		next := maps(snap)
+		next := maps.Clone(snap)
 		translated := false
 		switch {
 		case field(t) != "":
@@ -743,7 +757,7 @@ func (p *puller) translate(ctx context.Context, t *txn, contents map[string]stri
 				Props: []changeset.PropChange{{Name: prop, Old: oldV, New: newV}}}
 			cs.Changes = append(cs.Changes, ch)
 		case t.Field == "Requestor" && (t.Type == "AddWatcher" || t.Type == "DelWatcher"):
-			if err := g.redo(ctx, next, t); err != nil {
+			if err := g.watcher(ctx, next, t, true); err != nil {
 				return c, err
 			}
 			translated = true
@@ -823,7 +837,7 @@ func (p *puller) translate(ctx context.Context, t *txn, contents map[string]stri
 func (p *puller) comment(t *txn, tref foreign.Ref, body, kind, stamp string) changeset.Change {
 	props := map[string]string{"ticket": tref.Record.String(), "body": body, "kind": kind, "author": t.Creator.ID.str(), "created": stamp}
 	ch := changeset.Change{RecordType: CommentType, Record: foreign.NameUUID(p.g.txnURL(string(t.ID))), Op: changeset.Add}
-	for _, k := range sortedKeys(props) {
+	for _, k := range slices.Sorted(maps.Keys(props)) {
 		if props[k] != "" {
 			ch.Props = append(ch.Props, changeset.PropChange{Name: k, New: props[k]})
 		}
@@ -831,42 +845,7 @@ func (p *puller) comment(t *txn, tref foreign.Ref, body, kind, stamp string) cha
 	return ch
 }
 
-func (g *Gateway) redo(ctx context.Context, snap map[string]string, t *txn) error {
-	switch t.Type {
-	case "AddWatcher":
-		n, err := g.userName(ctx, t.NewValue)
-		if err != nil {
-			return err
-		}
-		snap["requestors"] = joinSet(append(splitSet(snap["requestors"]), n))
-	case "DelWatcher":
-		n, err := g.userName(ctx, t.OldValue)
-		if err != nil {
-			return err
-		}
-		snap["requestors"] = joinSet(slices.DeleteFunc(splitSet(snap["requestors"]), func(s string) bool { return s == n }))
-	}
-	return nil
-}
-
 func (f flexID) str() string { return string(f) }
-
-func maps(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
-func sortedKeys(m map[string]string) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
-}
 
 // Owns says whether origin is a ticket of this RT: seq is one of its
 // transactions.
