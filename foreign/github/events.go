@@ -51,7 +51,11 @@ func (g *Gateway) Event(ctx context.Context, st *foreign.State, kind string, pay
 	if err != nil {
 		return foreign.Op{}, false, fmt.Errorf("github: a %s event that does not parse: %w", kind, err)
 	}
-	p := &puller{g: g, st: st, snaps: map[string]map[string]string{}, refs: map[string]foreign.Ref{}}
+	snaps, err := foreign.NewSnapshots(st, g.url, g.objectUUID, 0)
+	if err != nil {
+		return foreign.Op{}, false, err
+	}
+	p := &puller{Snapshots: snaps, g: g}
 	switch e := ev.(type) {
 	case *gh.IssuesEvent:
 		is := e.GetIssue()
@@ -60,7 +64,7 @@ func (g *Gateway) Event(ctx context.Context, st *foreign.State, kind string, pay
 		}
 		key := g.issueKey(is.GetNumber())
 		_, marker := splitMarker(is.GetBody())
-		ref, err := p.ref(key, IssueType, marker)
+		ref, err := p.Ref(key, IssueType, marker)
 		if err != nil {
 			return foreign.Op{}, false, err
 		}
@@ -76,7 +80,7 @@ func (g *Gateway) Event(ctx context.Context, st *foreign.State, kind string, pay
 		}
 		key := g.commentKey(c.GetID())
 		_, marker := splitMarker(c.GetBody())
-		ref, err := p.ref(key, CommentType, marker)
+		ref, err := p.Ref(key, CommentType, marker)
 		if err != nil {
 			return foreign.Op{}, false, err
 		}
@@ -94,11 +98,11 @@ func (g *Gateway) Event(ctx context.Context, st *foreign.State, kind string, pay
 // older than the snapshot (a pull, or a later event, brought a newer
 // version) is dropped.
 func (g *Gateway) Inbound(ctx context.Context, st *foreign.State, op *foreign.Op, pos uint64) (foreign.Change, error) {
-	origin, err := g.origin(st)
+	snaps, err := foreign.NewSnapshots(st, g.url, g.objectUUID, pos-1)
 	if err != nil {
 		return foreign.Change{}, err
 	}
-	p := &puller{g: g, st: st, origin: origin, pos: base(st, origin, pos-1), snaps: map[string]map[string]string{}, refs: map[string]foreign.Ref{}}
+	p := &puller{Snapshots: snaps, g: g}
 	snap, err := st.Snapshot(op.Remote)
 	if err != nil {
 		return foreign.Change{}, err

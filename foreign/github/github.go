@@ -180,11 +180,7 @@ func (g *Gateway) Owns(ctx context.Context, st *foreign.State, origin uuid.UUID,
 // origin is this gateway replica's origin for changesets made from the
 // repository.
 func (g *Gateway) origin(st *foreign.State) (uuid.UUID, error) {
-	gw, err := st.Gateway()
-	if err != nil {
-		return uuid.Nil, err
-	}
-	return uuid.NewSHA1(foreign.NameUUID(g.url), gw[:]), nil
+	return foreign.SnapshotOrigin(st, g.url)
 }
 
 func (g *Gateway) issueKey(n int) string      { return "issue/" + strconv.Itoa(n) }
@@ -197,22 +193,12 @@ func (g *Gateway) objectUUID(key string) uuid.UUID {
 
 var userinfoRE = regexp.MustCompile(`//[^/@]*@`)
 
-// marker is the hidden line a push appends to a body it writes.
-func marker(id uuid.UUID) string { return "<!-- prophet-record: " + id.String() + " -->" }
+// markers are the hidden lines a push appends to a body it writes.
+var markers = foreign.NewMarker("<!-- prophet-record: ", " -->")
 
-var markerRE = regexp.MustCompile(`[\r\n]*<!-- prophet-record: ([0-9a-f-]{36}) -->\s*\z`)
+func marker(id uuid.UUID) string { return markers.Line(id) }
 
-func splitMarker(s string) (string, uuid.UUID) {
-	m := markerRE.FindStringSubmatchIndex(s)
-	if m == nil {
-		return s, uuid.Nil
-	}
-	id, err := uuid.Parse(s[m[2]:m[3]])
-	if err != nil {
-		return s, uuid.Nil
-	}
-	return s[:m[0]], id
-}
+func splitMarker(s string) (string, uuid.UUID) { return markers.Split(s) }
 
 func stamp(t gh.Timestamp) string {
 	if t.IsZero() {

@@ -3,19 +3,14 @@ package github
 import (
 	"context"
 	"fmt"
-	"maps"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	gh "github.com/google/go-github/v84/github"
 	"github.com/google/uuid"
 
-	"github.com/prophet-sync/prophet/changeset"
 	"github.com/prophet-sync/prophet/foreign"
-	"github.com/prophet-sync/prophet/replica"
 )
 
 // The pull's cursors in the state handle: for issues and for comments,
@@ -141,11 +136,11 @@ func (g *Gateway) request(ctx context.Context, st *foreign.State, l listing, sin
 // headers), and emits a changeset for each issue and comment that differs
 // from its snapshot.
 func (g *Gateway) Changes(ctx context.Context, st *foreign.State, after uint64, emit func(foreign.Change) error) error {
-	origin, err := g.origin(st)
+	snaps, err := foreign.NewSnapshots(st, g.url, g.objectUUID, after)
 	if err != nil {
 		return err
 	}
-	p := &puller{g: g, st: st, origin: origin, pos: base(st, origin, after), snaps: map[string]map[string]string{}, refs: map[string]foreign.Ref{}}
+	p := &puller{Snapshots: snaps, g: g}
 	for _, l := range listings {
 		if probe := g.first[l.kind]; probe != nil && !probe.changed {
 			continue
@@ -210,8 +205,7 @@ func (g *Gateway) Changes(ctx context.Context, st *foreign.State, after uint64, 
 		if !p.seen(probe) {
 			etag = ""
 		}
-		p.pos++
-		if err := emit(foreign.Change{Pos: p.pos, Record: func(w *foreign.Writer) error {
+		if err := emit(foreign.Change{Pos: p.Next(), Record: func(w *foreign.Writer) error {
 			if err := w.SetCursor(lst.sinceCursor, maxUpdated); err != nil {
 				return err
 			}
@@ -229,13 +223,9 @@ func (g *Gateway) Changes(ctx context.Context, st *foreign.State, after uint64, 
 
 // seen says whether every item of a page equals its snapshot.
 func (p *puller) seen(fp *firstPage) bool {
-	same := func(key string, props map[string]string) bool {
-		snap, err := p.snapshot(key)
-		return err == nil && maps.Equal(snap, props)
-	}
 	for _, is := range fp.issues {
 		props, _ := issueProps(is)
-		if !is.IsPullRequest() && !same(p.g.issueKey(is.GetNumber()), props) {
+		if !is.IsPullRequest() && !p.Same(p.g.issueKey(is.GetNumber()), props) {
 			return false
 		}
 	}
@@ -245,34 +235,23 @@ func (p *puller) seen(fp *firstPage) bool {
 			return false
 		}
 		props, _ := commentProps(c)
-		ref, err := p.ref(p.g.issueKey(n), IssueType, [16]byte{})
+		ref, err := p.Ref(p.g.issueKey(n), IssueType, uuid.Nil)
 		if err != nil {
 			return false
 		}
 		props["issue"] = ref.Record.String()
 		key := p.g.commentKey(c.GetID())
-		if snap, err := p.snapshot(key); err == nil && snap == nil {
+		if snap, err := p.Snapshot(key); err == nil && snap == nil {
 			if p.prs[n] {
 				continue // a pull request's comment, never kept
 			}
 			return false // a new comment
 		}
-		if !same(key, props) {
+		if !p.Same(key, props) {
 			return false
 		}
 	}
 	return true
-}
-
-// base is where the numbering of new changesets goes on: after the feed
-// position, and after every changeset of the origin the gateway replica
-// has (a crash between integrating and moving the cursor leaves the
-// cursor behind; a number is never given twice).
-func base(st *foreign.State, origin uuid.UUID, after uint64) uint64 {
-	if v := st.View(); v != nil {
-		return max(after, v.Ticket(origin))
-	}
-	return after
 }
 
 func maxStamp(a, b string) string {
@@ -282,56 +261,17 @@ func maxStamp(a, b string) string {
 	return a
 }
 
-// puller translates one pull, overlaying the state handle's snapshots and
-// maps with what it saw so far.
+// puller translates one pull (foreign.Snapshots), remembering the pull
+// requests it met.
 type puller struct {
-	g      *Gateway
-	st     *foreign.State
-	origin [16]byte
-	pos    uint64
-	snaps  map[string]map[string]string
-	refs   map[string]foreign.Ref
-	// claimed is refs reversed: the record each object of this pull took.
-	claimed map[foreign.Ref]string
-	prs     map[int]bool // numbers found to be pull requests
-}
-
-func (p *puller) snapshot(key string) (map[string]string, error) {
-	if s, ok := p.snaps[key]; ok {
-		return s, nil
-	}
-	return p.st.Snapshot(key)
-}
-
-func (p *puller) ref(key, typ string, marker [16]byte) (foreign.Ref, error) {
-	if r, ok := p.refs[key]; ok {
-		return r, nil
-	}
-	r, ok, err := p.st.Record(key)
-	if err != nil || ok {
-		return r, err
-	}
-	r = foreign.Ref{Type: typ, Record: p.g.objectUUID(key)}
-	if marker != [16]byte{} {
-		// A marker names the record a push made the object for, unless
-		// that record is another object's already (a body copied with its
-		// marker): then the object is a record of its own.
-		m := foreign.Ref{Type: typ, Record: marker}
-		other, mapped, err := p.st.Remote(m)
-		if err != nil {
-			return r, err
-		}
-		k, taken := p.claimed[m]
-		if (!mapped || other == key) && (!taken || k == key) {
-			r = m
-		}
-	}
-	return r, nil
+	*foreign.Snapshots
+	g   *Gateway
+	prs map[int]bool // numbers found to be pull requests
 }
 
 func (p *puller) issue(is *gh.Issue, emit func(foreign.Change) error) error {
 	props, rec := issueProps(is)
-	return p.object(IssueType, p.g.issueKey(is.GetNumber()), props, rec, is.GetUpdatedAt().Time, emit)
+	return p.Object(IssueType, p.g.issueKey(is.GetNumber()), props, rec, is.GetUpdatedAt().Time, nil, emit)
 }
 
 func (p *puller) comment(ctx context.Context, c *gh.IssueComment, emit func(foreign.Change) error) error {
@@ -340,11 +280,11 @@ func (p *puller) comment(ctx context.Context, c *gh.IssueComment, emit func(fore
 		return err
 	}
 	ikey := p.g.issueKey(n)
-	_, known, err := p.st.Record(ikey)
+	known, err := p.Known(ikey)
 	if err != nil {
 		return err
 	}
-	if _, seen := p.refs[ikey]; !known && !seen {
+	if !known {
 		// An issue not seen yet (opened after the issues were listed)
 		// comes first; a pull request's comments are not kept.
 		if p.prs[n] {
@@ -365,93 +305,12 @@ func (p *puller) comment(ctx context.Context, c *gh.IssueComment, emit func(fore
 			return err
 		}
 	}
-	iref, err := p.ref(ikey, IssueType, [16]byte{})
+	iref, err := p.Ref(ikey, IssueType, uuid.Nil)
 	if err != nil {
 		return err
 	}
 	props, rec := commentProps(c)
 	props["issue"] = iref.Record.String()
-	return p.object(CommentType, p.g.commentKey(c.GetID()), props, rec, c.GetUpdatedAt().Time, emit)
+	return p.Object(CommentType, p.g.commentKey(c.GetID()), props, rec, c.GetUpdatedAt().Time, nil, emit)
 }
 
-// object emits the changeset that takes the record from the object's
-// snapshot to props (nothing when they are equal: unchanged, or our own
-// push's answer).
-func (p *puller) object(typ, key string, props map[string]string, marker [16]byte, updated time.Time, emit func(foreign.Change) error) error {
-	snap, err := p.snapshot(key)
-	if err != nil {
-		return err
-	}
-	if maps.Equal(snap, props) {
-		return nil
-	}
-	ref, err := p.ref(key, typ, marker)
-	if err != nil {
-		return err
-	}
-	// Old values: the record's, for the properties with no local edit
-	// still to push (the record holds the remote's state there, as this or
-	// another gateway replica saw it: no conflict to find); the snapshot's
-	// for the others, so that a remote edit of a field edited here too is
-	// met as a conflict.
-	var rec *replica.Record
-	var pending map[string]bool
-	if v := p.st.View(); v != nil {
-		if rec, err = v.Record(ref); err != nil {
-			return err
-		}
-		if rec != nil {
-			if pending, err = v.Pending(ref); err != nil {
-				return err
-			}
-		}
-	}
-	ch := changeset.Change{RecordType: typ, Record: ref.Record, Op: changeset.Update}
-	if snap == nil && rec == nil {
-		ch.Op = changeset.Add
-	}
-	for _, k := range slices.Sorted(maps.Keys(union(props, snap))) {
-		oldV, newV := snap[k], props[k]
-		if rec != nil && !pending[k] {
-			oldV = rec.Get(k)
-		}
-		if oldV == newV || (ch.Op == changeset.Add && newV == "") {
-			continue
-		}
-		if ch.Op == changeset.Add {
-			oldV = ""
-		}
-		ch.Props = append(ch.Props, changeset.PropChange{Name: k, Old: oldV, New: newV})
-	}
-	p.snaps[key], p.refs[key] = props, ref
-	if p.claimed == nil {
-		p.claimed = map[foreign.Ref]string{}
-	}
-	p.claimed[ref] = key
-	p.pos++
-	final := props
-	c := foreign.Change{Pos: p.pos, Ref: ref, Version: updated.UnixNano(), State: props, Record: func(w *foreign.Writer) error {
-		if err := w.Map(key, ref); err != nil {
-			return err
-		}
-		return w.SetSnapshot(key, final)
-	}}
-	if len(ch.Props) > 0 { // else the record holds it already
-		c.Changeset = &changeset.Changeset{Origin: p.origin, OriginSeq: p.pos, Creator: p.g.url, Created: updated.UTC(),
-			Changes: []changeset.Change{ch}}
-	}
-	return emit(c)
-}
-
-func union(a, b map[string]string) map[string]string {
-	out := maps.Clone(a)
-	if out == nil {
-		out = map[string]string{}
-	}
-	for k := range b {
-		if _, ok := out[k]; !ok {
-			out[k] = ""
-		}
-	}
-	return out
-}

@@ -156,12 +156,7 @@ func (g *Gateway) findIssue(ctx context.Context, record uuid.UUID, made time.Tim
 	}
 }
 
-func withMarker(body string, id uuid.UUID) string {
-	if body == "" {
-		return marker(id)
-	}
-	return body + "\n\n" + marker(id)
-}
+func withMarker(body string, id uuid.UUID) string { return markers.Append(body, id) }
 
 func issueRequest(rec *replica.Record, props []string, id uuid.UUID) *gh.IssueRequest {
 	req := &gh.IssueRequest{}

@@ -310,25 +310,13 @@ func (g *Gateway) contents(ctx context.Context, txns []txn) (map[string]string, 
 	}
 }
 
-// marker is the line a push appends to a message it sends, naming the
+// markers are the lines a push appends to a message it sends, naming the
 // record that the message's ticket or comment is.
-var markerRE = regexp.MustCompile(`(?m)\n*^\[prophet-record: ([0-9a-f-]{36})\]\s*\z`)
+var markers = foreign.NewMarker("[prophet-record: ", "]")
 
-func marker(id uuid.UUID) string { return "[prophet-record: " + id.String() + "]" }
+func marker(id uuid.UUID) string { return markers.Line(id) }
 
-// splitMarker returns the message without the marker, and the record it
-// names (uuid.Nil: none).
-func splitMarker(s string) (string, uuid.UUID) {
-	m := markerRE.FindStringSubmatchIndex(s)
-	if m == nil {
-		return s, uuid.Nil
-	}
-	id, err := uuid.Parse(s[m[2]:m[3]])
-	if err != nil {
-		return s, uuid.Nil
-	}
-	return s[:m[0]], id
-}
+func splitMarker(s string) (string, uuid.UUID) { return markers.Split(s) }
 
 // userName turns a user ID (as Set Owner and AddWatcher write them) into
 // the name REST2 uses everywhere else.

@@ -1,0 +1,48 @@
+package foreign
+
+import (
+	"regexp"
+
+	"github.com/google/uuid"
+)
+
+// Marker is the line a push appends to a text it writes to a remote (a
+// ticket's first message, an issue's body, a comment), naming the record
+// the remote object is: a retry after a lost answer, or another gateway
+// replica, finds the object by it instead of making a second one.
+type Marker struct {
+	open, close string
+	re          *regexp.Regexp
+}
+
+// NewMarker makes the marker "open UUID close", on a line of its own at
+// the end of a text.
+func NewMarker(open, close string) *Marker {
+	re := regexp.MustCompile(`(?m)[\r\n]*^` + regexp.QuoteMeta(open) + `([0-9a-f-]{36})` + regexp.QuoteMeta(close) + `\s*\z`)
+	return &Marker{open: open, close: close, re: re}
+}
+
+// Line is the marker naming id.
+func (m *Marker) Line(id uuid.UUID) string { return m.open + id.String() + m.close }
+
+// Append appends the marker to text, on a line of its own.
+func (m *Marker) Append(text string, id uuid.UUID) string {
+	if text == "" {
+		return m.Line(id)
+	}
+	return text + "\n\n" + m.Line(id)
+}
+
+// Split returns text without its marker, and the record the marker names
+// (uuid.Nil: none).
+func (m *Marker) Split(text string) (string, uuid.UUID) {
+	loc := m.re.FindStringSubmatchIndex(text)
+	if loc == nil {
+		return text, uuid.Nil
+	}
+	id, err := uuid.Parse(text[loc[2]:loc[3]])
+	if err != nil {
+		return text, uuid.Nil
+	}
+	return text[:loc[0]], id
+}
