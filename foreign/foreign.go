@@ -96,6 +96,18 @@ type Applied struct {
 	Report map[string]string
 	// Snapshot is the remote object as the write left it.
 	Snapshot map[string]string
+	// Related are other remote objects the write's answer names that the
+	// gateway replica should hold (the user who wrote it, a project it
+	// is tagged with): each becomes a record, as one local report
+	// changeset, unless it has one, and is mapped with its snapshot.
+	Related []Related
+}
+
+// Related is a remote object an outbound op's answer names.
+type Related struct {
+	Ref    Ref
+	Remote string
+	Props  map[string]string
 }
 
 // Options tune a foreign replica.
@@ -704,7 +716,19 @@ func (f *Foreign) apply(ctx context.Context, op *Op) (func(w *Writer) error, err
 			return nil, err
 		}
 	}
+	related, err := f.related(context.WithoutCancel(ctx), a.Related)
+	if err != nil {
+		return nil, err
+	}
 	return func(w *Writer) error {
+		for _, rel := range related {
+			if err := w.Map(rel.Remote, rel.Ref); err != nil {
+				return err
+			}
+			if err := w.SetSnapshot(rel.Remote, rel.Props); err != nil {
+				return err
+			}
+		}
 		if a.Remote != "" {
 			op.Remote = a.Remote
 			if err := w.Map(a.Remote, op.Ref); err != nil {
@@ -723,6 +747,30 @@ func (f *Foreign) apply(ctx context.Context, op *Op) (func(w *Writer) error, err
 		}
 		return nil
 	}, nil
+}
+
+// related makes records of the related objects not mapped yet that have
+// none, and returns those to map.
+func (f *Foreign) related(ctx context.Context, objs []Related) ([]Related, error) {
+	var out []Related
+	for _, rel := range objs {
+		if _, mapped, err := f.st.Record(rel.Remote); err != nil || mapped {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		_, err := f.local.R.Get(rel.Ref.Type, rel.Ref.Record)
+		if errors.Is(err, replica.ErrNotFound) {
+			cctx := replica.WithCreator(ctx, f.o.Creator)
+			_, err = f.local.R.Commit(cctx, replica.Edit{Type: rel.Ref.Type, Record: rel.Ref.Record, Op: replica.Create, Set: rel.Props})
+		}
+		if err != nil {
+			return nil, fmt.Errorf("recording %s of %s: %w", rel.Ref, f.gw.URL(), err)
+		}
+		out = append(out, rel)
+	}
+	return out, nil
 }
 
 // report commits, as one local changeset, the values the remote assigned

@@ -53,6 +53,18 @@ type Kit struct {
 	// NoopRequests is how many requests a pull with nothing new makes
 	// (default 1; GitHub asks its two lists, conditionally).
 	NoopRequests int64
+	// Props are other properties an item made here needs to go to the
+	// remote (Phabricator's revisions: a patch).
+	Props map[string]string
+}
+
+// item is the properties of an item made here with the given title.
+func (k Kit) item(title string) map[string]string {
+	props := map[string]string{k.Title: title}
+	for n, v := range k.Props {
+		props[n] = v
+	}
+	return props
 }
 
 // Run runs the suite.
@@ -357,7 +369,7 @@ func (k Kit) lostAnswer(t *testing.T) {
 	r := k.NewRemote(t)
 	d := &dropper{writes: k.Writes}
 	g := Open(t, filepath.Join(t.TempDir(), "bob"), r.Gateway(t, d))
-	ref := g.Create(t, k.Type, map[string]string{k.Title: "made offline"})
+	ref := g.Create(t, k.Type, k.item("made offline"))
 	rep, err := g.F.Push(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -388,7 +400,7 @@ func (k Kit) crashBeforeAnswer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &dropper{writes: k.Writes, cancel: cancel}
 	g := Open(t, dir, r.Gateway(t, d))
-	ref := g.Create(t, k.Type, map[string]string{k.Title: "made offline"})
+	ref := g.Create(t, k.Type, k.item("made offline"))
 	if _, err := g.F.Push(ctx); err == nil {
 		t.Fatal("the push went on after its process was stopped")
 	}
@@ -461,7 +473,7 @@ func (k Kit) twoGateways(t *testing.T) {
 	g1 := k.open(t, r, "one")
 	g2 := OpenIn(t, filepath.Join(t.TempDir(), "two"), g1.Local.R.DatabaseUUID(), r.Gateway(t, nil))
 	key := r.Create(t, "made remotely")
-	ref := g1.Create(t, k.Type, map[string]string{k.Title: "made on one"})
+	ref := g1.Create(t, k.Type, k.item("made on one"))
 	Pull(t, g1.F, nil)
 	Push(t, g1.F)
 	Sync(t, g1, g2)

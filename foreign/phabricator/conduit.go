@@ -1,7 +1,7 @@
-// Package phabricator will be the gateway to Phabricator's (and Phorge's)
-// Differential, through Conduit. This file is its small typed Conduit
-// client; the usual Go client is not available from the module proxy.
 package phabricator
+
+// The small typed Conduit client; the usual Go client is not available
+// from the module proxy.
 
 import (
 	"bytes"
@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prophet-sync/prophet/foreign"
@@ -23,8 +25,35 @@ type Client struct {
 	base  string // https://HOST/ (the install's root)
 	token string
 	hc    *http.Client
-	// Calls counts the calls made, by method.
-	Calls map[string]int
+	mu    sync.Mutex
+	calls map[string]int
+	date  time.Time // the server's clock, from its last answer's Date
+}
+
+// Calls is how many calls were made, by method.
+func (c *Client) Calls() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.calls)
+}
+
+// Requests is how many calls were made.
+func (c *Client) Requests() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, v := range c.calls {
+		n += v
+	}
+	return n
+}
+
+// ServerTime is the server's clock at its last answer (its Date header;
+// zero: none yet).
+func (c *Client) ServerTime() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.date
 }
 
 // NewClient makes a client for the install at base (its web root).
@@ -37,7 +66,7 @@ func NewClient(base, token string, transport http.RoundTripper) *Client {
 		base:  strings.TrimRight(base, "/") + "/",
 		token: token,
 		hc:    &http.Client{Transport: &foreign.Retry{Next: transport, Attempts: 4, PerTry: time.Minute}},
-		Calls: map[string]int{},
+		calls: map[string]int{},
 	}
 }
 
@@ -96,12 +125,19 @@ func (c *Client) Call(ctx context.Context, method string, params map[string]any,
 	}
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	c.Calls[method]++
+	c.mu.Lock()
+	c.calls[method]++
+	c.mu.Unlock()
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("phabricator: cannot reach Phabricator at %s (%w): check the address, and that the server runs; nothing was lost, run the command again", c.base, err)
 	}
 	defer resp.Body.Close()
+	if d, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
+		c.mu.Lock()
+		c.date = d
+		c.mu.Unlock()
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return fmt.Errorf("phabricator: %s: reading the answer: %w", method, err)

@@ -69,8 +69,8 @@ func TestCallAndSearch(t *testing.T) {
 	if err != nil || len(ids) != 3 || ids[2] != 3 {
 		t.Fatalf("search: %v %v", ids, err)
 	}
-	if c.Calls["differential.revision.search"] != 2 {
-		t.Fatalf("calls: %v", c.Calls)
+	if c.Calls()["differential.revision.search"] != 2 {
+		t.Fatalf("calls: %v", c.Calls())
 	}
 }
 

@@ -14,6 +14,9 @@
 //
 //	{"result": ..., "error_code": null | "ERR-...", "error_info": null | "..."}
 //
+// and a Date header (http.TimeFormat, UTC) read from Options.Clock, so a
+// client can learn the server's wall clock even under a ManualClock.
+//
 // Errors: a missing or unknown token gives ERR-INVALID-AUTH; an unknown (or
 // disabled) method gives ERR-CONDUIT-CALL with the info
 // `Conduit method "x.y" does not exist.`; invalid parameters, unknown
@@ -36,9 +39,20 @@
 //     diffPHID, summary, testPlan, isDraft, holdAsDraft, dateCreated,
 //     dateModified, policy.
 //   - differential.diff.search: constraints ids, phids, revisionPHIDs;
-//     attachment commits (one commit per diff with identifier, author and
-//     message). Fields: revisionPHID, authorPHID, repositoryPHID, refs,
+//     attachment commits (one commit per hook-made diff with identifier,
+//     author and message; an empty list for diffs made by
+//     differential.createrawdiff). Fields: revisionPHID (null while the
+//     diff is not attached to a revision), authorPHID, repositoryPHID, refs,
 //     dateCreated, dateModified, policy.
+//   - differential.createrawdiff: diff (required, non-empty raw diff text),
+//     repositoryPHID (optional, must exist), viewPolicy (ignored). Creates a
+//     diff by the caller, attached to no revision and without commits, and
+//     returns {id, phid, uri} with uri "<base URL>/differential/diff/ID/".
+//   - differential.getrawdiff: diffID (required) → the diff's raw text as a
+//     string: what createrawdiff was given, or for hook-made diffs
+//     RevisionSpec.Patch / the UpdateDiffPatch patch or else GeneratePatch
+//     of the commit message (a diff creating README). An unknown id gives
+//     ERR-CONDUIT-CORE "Diff not found." (real Phorge answers ERR_NOT_FOUND).
 //   - transaction.search: objectIdentifier (revision PHID, "D123" or "123"),
 //     constraints phids and authorPHIDs, limit, after. Results are newest
 //     first (id descending). Each has id, phid (PHID-XACT-DREV-...), type,
@@ -47,10 +61,24 @@
 //     and phid change with every edit while version increments, as Phorge
 //     stores one row per comment version.
 //   - differential.revision.edit: objectIdentifier plus transactions of type
-//     comment, title, summary or testPlan. Each creates one transaction by
-//     the caller and bumps the revision's dateModified; the result is
-//     {object: {id, phid}, transactions: [{phid}, ...]}. Creating revisions
-//     (no objectIdentifier) is not supported.
+//     comment, summary, testPlan, title or update. Each creates one
+//     transaction by the caller and bumps the revision's dateModified;
+//     comments are applied after the other transactions, as in Phorge. The
+//     result is {object: {id, phid}, transactions: [{phid}, ...]}. "update"
+//     takes the PHID of a diff not attached to any revision and makes it the
+//     current diff (an "update" transaction {old, new}; the revision takes
+//     the diff's repository and, if it needed revision, had changes planned
+//     or was abandoned, goes back to needs-review). Without objectIdentifier
+//     a revision is created: it needs an update transaction and a non-empty
+//     title; its author is the caller, its status needs-review, its
+//     repositoryPHID the diff's, and its transactions are "create" followed
+//     by the requested ones (the "create" PHID is included in the result).
+//     Everything is validated before anything changes; validation failures
+//     are one ERR-CONDUIT-CORE whose info is "Validation errors:" followed
+//     by one "  - ..." line per error, with Phorge's messages ("You must
+//     specify an initial diff when creating a revision.", "Specified diff
+//     (...) does not exist.", "... because the diff is already attached to
+//     another revision.", "Revisions must have a title.").
 //
 // Search results have the standard shape {data, maps, query: {queryKey},
 // cursor: {limit, after, before, order}} (transaction.search omits maps,
@@ -66,8 +94,10 @@
 //
 // State is built with AddUser, AddProject, AddRepository and CreateRevision
 // (which also creates the first diff plus "create" and "update"
-// transactions) and changed with UpdateDiff, AddComment, AddTransaction,
-// SetStatus, EditComment, RemoveComment, Touch and SetDateModified. Time
+// transactions) and changed with UpdateDiff, UpdateDiffPatch, AddComment,
+// AddTransaction, SetStatus, SetTitle, EditComment, RemoveComment, Touch and
+// SetDateModified. It is read with Revision, Revisions, Diff and
+// Transactions. Time
 // comes from Options.Clock with second resolution (see ManualClock); many
 // objects created while the clock stands still share one dateModified.
 // Editing a comment does not bump the revision's dateModified (as in

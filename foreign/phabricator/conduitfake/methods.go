@@ -402,22 +402,26 @@ func (s *Server) diffSearch(_ *User, p params) (any, error) {
 		}
 		att := map[string]any{}
 		if a.attach["commits"] {
-			author := "unknown"
-			if u := s.userByPHID(d.AuthorPHID); u != nil {
-				author = u.RealName
+			commits := []any{}
+			if d.CommitID != "" {
+				author := "unknown"
+				if u := s.userByPHID(d.AuthorPHID); u != nil {
+					author = u.RealName
+				}
+				commits = append(commits, map[string]any{
+					"identifier": d.CommitID, "tree": nil, "parents": []string{},
+					"author": map[string]any{
+						"name": author, "email": "", "raw": author, "epoch": d.DateCreated,
+					},
+					"message": d.CommitMessage,
+				})
 			}
-			att["commits"] = map[string]any{"commits": []any{map[string]any{
-				"identifier": d.CommitID, "tree": nil, "parents": []string{},
-				"author": map[string]any{
-					"name": author, "email": "", "raw": author, "epoch": d.DateCreated,
-				},
-				"message": d.CommitMessage,
-			}}}
+			att["commits"] = map[string]any{"commits": commits}
 		}
 		rows = append(rows, row{id: d.ID, obj: map[string]any{
 			"id": d.ID, "type": "DIFF", "phid": d.PHID,
 			"fields": map[string]any{
-				"revisionPHID": d.RevisionPHID, "authorPHID": d.AuthorPHID,
+				"revisionPHID": nullable(d.RevisionPHID), "authorPHID": d.AuthorPHID,
 				"repositoryPHID": nullable(d.RepositoryPHID), "refs": []any{},
 				"dateCreated": d.DateCreated, "dateModified": d.DateModified,
 				"policy": map[string]any{"view": "users"},
@@ -491,24 +495,68 @@ func (s *Server) transactionSearch(_ *User, p params) (any, error) {
 	return m, nil
 }
 
+func (s *Server) createRawDiff(viewer *User, p params) (any, error) {
+	raw, err := p.str("diff")
+	if err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(raw) == "" {
+		return nil, coreErr("You can not create an empty diff. Paste a diff or upload a file containing a diff.")
+	}
+	repo, err := p.str("repositoryPHID")
+	if err != nil {
+		return nil, err
+	}
+	if repo != "" && s.repoByPHID(repo) == nil {
+		return nil, coreErr("No such repository \"%s\"!", repo)
+	}
+	// viewPolicy is accepted and ignored.
+	d := s.addRawDiff(repo, viewer.PHID, raw)
+	return map[string]any{
+		"id":   d.ID,
+		"phid": d.PHID,
+		"uri":  fmt.Sprintf("%s/differential/diff/%d/", s.base, d.ID),
+	}, nil
+}
+
+func (s *Server) getRawDiff(_ *User, p params) (any, error) {
+	id, ok, err := p.int("diffID")
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, coreErr("Parameter \"diffID\" is required.")
+	}
+	if id < 1 || id > int64(len(s.diffs)) {
+		return nil, coreErr("Diff not found.")
+	}
+	return s.diffs[id-1].Raw, nil
+}
+
+// editTypes are the transaction types differential.revision.edit accepts.
+var editTypes = []string{"comment", "summary", "testPlan", "title", "update"}
+
+// revisionEdit edits a revision, or creates one when objectIdentifier is
+// absent. Everything is validated before any state changes. Like Phorge's
+// editor, a new revision gets a "create" transaction first, and comments are
+// applied after the other transactions.
 func (s *Server) revisionEdit(viewer *User, p params) (any, error) {
 	ident, err := p.str("objectIdentifier")
 	if err != nil {
 		return nil, err
 	}
-	if ident == "" {
-		return nil, coreErr("conduitfake: creating revisions through differential.revision.edit is not supported.")
-	}
-	rev := s.revisionByRef(ident)
-	if rev == nil {
-		return nil, coreErr("No object exists with ID %q.", ident)
+	var rev *Revision
+	if ident != "" {
+		if rev = s.revisionByRef(ident); rev == nil {
+			return nil, coreErr("No object exists with ID %q.", ident)
+		}
 	}
 	list, ok := p["transactions"].([]any)
-	if !ok || len(list) == 0 {
+	if !ok || (len(list) == 0 && rev != nil) {
 		return nil, coreErr("Parameter \"transactions\" is not a list of transactions.")
 	}
 	type edit struct{ typ, value string }
-	var edits []edit
+	var edits, comments []edit
 	for i, e := range list {
 		m, ok := e.(map[string]any)
 		if !ok {
@@ -516,18 +564,66 @@ func (s *Server) revisionEdit(viewer *User, p params) (any, error) {
 		}
 		typ, _ := m["type"].(string)
 		val, ok := m["value"].(string)
-		switch typ {
-		case "comment", "title", "summary", "testPlan":
-		default:
-			return nil, coreErr("Transaction with key \"%d\" has invalid type %q. This type is not recognized. Valid types are: comment, summary, testPlan, title.", i, typ)
+		if !slices.Contains(editTypes, typ) {
+			return nil, coreErr("Transaction with key \"%d\" has invalid type %q. This type is not recognized. Valid types are: %s.", i, typ, strings.Join(editTypes, ", "))
 		}
 		if !ok {
 			return nil, coreErr("Transaction with key \"%d\" (of type %q) has an invalid value.", i, typ)
 		}
-		edits = append(edits, edit{typ, val})
+		if typ == "comment" {
+			comments = append(comments, edit{typ, val})
+		} else {
+			edits = append(edits, edit{typ, val})
+		}
 	}
-	var out []any
+
+	// Validate, collecting every error like Phorge's editor does.
+	var errs []string
+	title, hasDiff, claimed := "", false, map[string]bool{}
+	if rev != nil {
+		title, hasDiff = rev.Title, rev.DiffPHID != ""
+	}
 	for _, e := range edits {
+		switch e.typ {
+		case "title":
+			title = e.value
+		case "update":
+			d := s.diffByPHID(e.value)
+			switch {
+			case d == nil:
+				errs = append(errs, fmt.Sprintf("Specified diff (%q) does not exist.", e.value))
+			case d.RevisionPHID != "" || claimed[d.PHID]:
+				errs = append(errs, fmt.Sprintf("You can not update this revision with the specified diff (%q) because the diff is already attached to another revision.", e.value))
+			default:
+				claimed[d.PHID], hasDiff = true, true
+			}
+		}
+	}
+	if !hasDiff && len(errs) == 0 {
+		errs = append(errs, "You must specify an initial diff when creating a revision.")
+	}
+	if strings.TrimSpace(title) == "" {
+		errs = append(errs, "Revisions must have a title.")
+	}
+	if len(errs) > 0 {
+		return nil, coreErr("Validation errors:\n  - %s", strings.Join(errs, "\n  - "))
+	}
+
+	var out []any
+	if rev == nil {
+		now := s.now()
+		rev = &Revision{
+			ID:           len(s.revisions) + 1,
+			PHID:         s.newPHID("DREV"),
+			Status:       StatusNeedsReview,
+			AuthorPHID:   viewer.PHID,
+			DateCreated:  now,
+			DateModified: now,
+		}
+		s.revisions = append(s.revisions, rev)
+		out = append(out, map[string]any{"phid": s.addXact(rev, viewer.PHID, "create", "", nil).PHID})
+	}
+	for _, e := range append(edits, comments...) {
 		var x *Transaction
 		switch e.typ {
 		case "comment":
@@ -541,6 +637,8 @@ func (s *Server) revisionEdit(viewer *User, p params) (any, error) {
 		case "testPlan":
 			x = s.addXact(rev, viewer.PHID, "testPlan", "", map[string]any{"old": rev.TestPlan, "new": e.value})
 			rev.TestPlan = e.value
+		case "update":
+			x = s.attachDiff(rev, s.diffByPHID(e.value), viewer.PHID)
 		}
 		out = append(out, map[string]any{"phid": x.PHID})
 	}

@@ -33,6 +33,7 @@ type Server struct {
 	phidSeq    int
 	xactSeq    int
 	commentSeq int
+	base       string // base URL of the request being handled, for URIs
 
 	lag                time.Duration
 	failN              int
@@ -85,12 +86,16 @@ var methods = map[string]handlerFunc{
 	"project.search":               (*Server).projectSearch,
 	"differential.revision.search": (*Server).revisionSearch,
 	"differential.diff.search":     (*Server).diffSearch,
+	"differential.createrawdiff":   (*Server).createRawDiff,
+	"differential.getrawdiff":      (*Server).getRawDiff,
 	"differential.revision.edit":   (*Server).revisionEdit,
 	"transaction.search":           (*Server).transactionSearch,
 }
 
-// ServeHTTP answers POST /api/METHOD.
+// ServeHTTP answers POST /api/METHOD. Every answer carries a Date header
+// read from Options.Clock, so clients can learn the server's wall clock.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Date", s.clock().UTC().Format(http.TimeFormat))
 	method, ok := strings.CutPrefix(r.URL.Path, "/api/")
 	if !ok || method == "" {
 		http.NotFound(w, r)
@@ -129,6 +134,11 @@ func (s *Server) call(method string, r *http.Request) (any, error) {
 	defer s.mu.Unlock()
 	s.total++
 	s.perMethod[method]++
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	s.base = scheme + "://" + r.Host
 	if s.failN > 0 {
 		s.failN--
 		return nil, &conduitError{s.failCode, s.failInfo}

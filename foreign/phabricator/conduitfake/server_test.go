@@ -702,3 +702,439 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("transactions = %d, want 22", n)
 	}
 }
+
+type editResult struct {
+	Object struct {
+		ID   int    `json:"id"`
+		PHID string `json:"phid"`
+	} `json:"object"`
+	Transactions []struct {
+		PHID string `json:"phid"`
+	} `json:"transactions"`
+}
+
+type rawDiffResult struct {
+	ID   int    `json:"id"`
+	PHID string `json:"phid"`
+	URI  string `json:"uri"`
+}
+
+type diffResult struct {
+	Data []struct {
+		ID     int    `json:"id"`
+		PHID   string `json:"phid"`
+		Fields struct {
+			RevisionPHID   *string `json:"revisionPHID"`
+			AuthorPHID     string  `json:"authorPHID"`
+			RepositoryPHID *string `json:"repositoryPHID"`
+		} `json:"fields"`
+		Attachments struct {
+			Commits *struct {
+				Commits []struct {
+					Message string `json:"message"`
+				} `json:"commits"`
+			} `json:"commits"`
+		} `json:"attachments"`
+	} `json:"data"`
+}
+
+const samplePatch = "diff --git a/main.go b/main.go\n--- a/main.go\n+++ b/main.go\n@@ -1 +1 @@\n-package old\n+package main\n"
+
+// xactTypes returns a revision's transaction types, oldest first, as seen
+// through transaction.search.
+func (f *fixture) xactTypes(t *testing.T, rev string) ([]string, xactResult) {
+	t.Helper()
+	var res xactResult
+	f.c.call("transaction.search", map[string]any{"objectIdentifier": rev}, &res)
+	slices.Reverse(res.Data)
+	var types []string
+	for _, x := range res.Data {
+		types = append(types, x.Type)
+	}
+	return types, res
+}
+
+func (f *fixture) rawDiff(t *testing.T, diff string, extra map[string]any) rawDiffResult {
+	t.Helper()
+	p := map[string]any{"diff": diff}
+	for k, v := range extra {
+		p[k] = v
+	}
+	var out rawDiffResult
+	f.c.call("differential.createrawdiff", p, &out)
+	return out
+}
+
+func (f *fixture) getRawDiff(t *testing.T, id int) string {
+	t.Helper()
+	var raw string
+	f.c.call("differential.getrawdiff", map[string]any{"diffID": id}, &raw)
+	return raw
+}
+
+func TestCreateRevisionThroughConduit(t *testing.T) {
+	f := newFixture(t)
+	f.revision(t, f.bob, "existing") // diff 1, D1
+	f.clock.Advance(time.Minute)
+
+	d := f.rawDiff(t, samplePatch, map[string]any{"repositoryPHID": f.repo.PHID, "viewPolicy": "users"})
+	if d.ID != 2 || !strings.HasPrefix(d.PHID, "PHID-DIFF-") || d.URI != f.c.base+"/differential/diff/2/" {
+		t.Fatalf("createrawdiff = %+v", d)
+	}
+	if got := f.getRawDiff(t, d.ID); got != samplePatch {
+		t.Errorf("getrawdiff = %q", got)
+	}
+	hd, ok := f.srv.Diff(d.PHID)
+	if !ok || hd.RevisionPHID != "" || hd.AuthorPHID != f.alice.PHID || hd.RepositoryPHID != f.repo.PHID ||
+		hd.Raw != samplePatch || hd.CommitID != "" || hd.DateCreated != epoch.Unix()+60 {
+		t.Errorf("Diff = %+v, %v", hd, ok)
+	}
+	var ds diffResult
+	f.c.call("differential.diff.search", map[string]any{
+		"constraints": map[string]any{"phids": []string{d.PHID}},
+		"attachments": map[string]any{"commits": true},
+	}, &ds)
+	if len(ds.Data) != 1 || ds.Data[0].Fields.RevisionPHID != nil || ds.Data[0].Attachments.Commits == nil ||
+		len(ds.Data[0].Attachments.Commits.Commits) != 0 || ds.Data[0].Fields.AuthorPHID != f.alice.PHID {
+		t.Errorf("unattached diff = %+v", ds.Data)
+	}
+
+	f.clock.Advance(time.Minute)
+	var out editResult
+	f.c.call("differential.revision.edit", map[string]any{"transactions": []any{
+		map[string]any{"type": "comment", "value": "please look"},
+		map[string]any{"type": "update", "value": d.PHID},
+		map[string]any{"type": "title", "value": "Sync tickets"},
+		map[string]any{"type": "summary", "value": "Imports tickets."},
+		map[string]any{"type": "testPlan", "value": "go test"},
+	}}, &out)
+	if out.Object.ID != 2 || !strings.HasPrefix(out.Object.PHID, "PHID-DREV-") || len(out.Transactions) != 6 {
+		t.Fatalf("edit result = %+v", out)
+	}
+	rev, ok := f.srv.Revision("D2")
+	now := epoch.Unix() + 120
+	if !ok || rev.PHID != out.Object.PHID || rev.AuthorPHID != f.alice.PHID || rev.Status != StatusNeedsReview ||
+		rev.RepositoryPHID != f.repo.PHID || rev.DiffPHID != d.PHID || rev.Title != "Sync tickets" ||
+		rev.Summary != "Imports tickets." || rev.TestPlan != "go test" || rev.DateCreated != now || rev.DateModified != now {
+		t.Errorf("revision = %+v", rev)
+	}
+	types, xs := f.xactTypes(t, rev.PHID)
+	if !slices.Equal(types, []string{"create", "update", "title", "summary", "testPlan", "comment"}) {
+		t.Fatalf("types = %v", types)
+	}
+	for i, x := range xs.Data {
+		if x.PHID != out.Transactions[i].PHID || x.AuthorPHID != f.alice.PHID || x.DateCreated != now {
+			t.Errorf("transaction %d = %+v, result phid %s", i, x, out.Transactions[i].PHID)
+		}
+	}
+	if up := xs.Data[1].Fields; up["old"] != nil || up["new"] != d.PHID {
+		t.Errorf("update fields = %v", up)
+	}
+	if ti := xs.Data[2].Fields; ti["old"] != "" || ti["new"] != "Sync tickets" {
+		t.Errorf("title fields = %v", ti)
+	}
+	if c := xs.Data[5].Comments; len(c) != 1 || c[0].Content.Raw != "please look" {
+		t.Errorf("comment = %+v", c)
+	}
+
+	// The diff is now attached, and the revision is searchable.
+	if hd, _ := f.srv.Diff(d.PHID); hd.RevisionPHID != rev.PHID {
+		t.Errorf("diff revisionPHID = %q", hd.RevisionPHID)
+	}
+	f.c.call("differential.diff.search", map[string]any{
+		"constraints": map[string]any{"revisionPHIDs": []string{rev.PHID}},
+	}, &ds)
+	if len(ds.Data) != 1 || ds.Data[0].PHID != d.PHID || ds.Data[0].Fields.RevisionPHID == nil ||
+		*ds.Data[0].Fields.RevisionPHID != rev.PHID {
+		t.Errorf("diffs of new revision = %+v", ds.Data)
+	}
+	var rr revResult
+	f.c.call("differential.revision.search", map[string]any{"constraints": map[string]any{"authorPHIDs": []string{f.alice.PHID}}}, &rr)
+	if !slices.Equal(rr.ids(), []int{2}) || rr.Data[0].Fields.DiffPHID != d.PHID || rr.Data[0].Fields.Status.Value != StatusNeedsReview {
+		t.Errorf("revision.search = %+v", rr.Data)
+	}
+	all := f.srv.Revisions()
+	if len(all) != 2 || all[0].ID != 1 || all[0].Title != "existing" || all[1].PHID != rev.PHID {
+		t.Errorf("Revisions = %+v", all)
+	}
+	all[1].Reviewers = append(all[1].Reviewers, Reviewer{PHID: f.bob.PHID})
+	if r, _ := f.srv.Revision("D2"); len(r.Reviewers) != 0 {
+		t.Errorf("Revisions returned shared state: %+v", r.Reviewers)
+	}
+}
+
+func TestRevisionEditCreateErrors(t *testing.T) {
+	f := newFixture(t)
+	attached := f.revision(t, f.bob, "existing")
+	free := f.rawDiff(t, samplePatch, nil)
+	xactsBefore := len(f.srv.Transactions(attached.PHID))
+
+	edit := func(xs ...map[string]any) string {
+		t.Helper()
+		list := []any{}
+		for _, x := range xs {
+			list = append(list, x)
+		}
+		code, info := f.c.callErr("differential.revision.edit", map[string]any{"transactions": list})
+		if code != "ERR-CONDUIT-CORE" {
+			t.Errorf("code = %q (%s)", code, info)
+		}
+		return info
+	}
+	tx := func(typ, value string) map[string]any { return map[string]any{"type": typ, "value": value} }
+	cases := []struct {
+		name string
+		xs   []map[string]any
+		want []string
+	}{
+		{"no diff", []map[string]any{tx("title", "t")},
+			[]string{"You must specify an initial diff when creating a revision."}},
+		{"no transactions", nil,
+			[]string{"You must specify an initial diff when creating a revision.", "Revisions must have a title."}},
+		{"unknown diff", []map[string]any{tx("update", "PHID-DIFF-nope"), tx("title", "t")},
+			[]string{`Specified diff ("PHID-DIFF-nope") does not exist.`}},
+		{"attached diff", []map[string]any{tx("update", attached.DiffPHID), tx("title", "t")},
+			[]string{"because the diff is already attached to another revision."}},
+		{"same diff twice", []map[string]any{tx("update", free.PHID), tx("update", free.PHID), tx("title", "t")},
+			[]string{"already attached"}},
+		{"no title", []map[string]any{tx("update", free.PHID), tx("summary", "s")},
+			[]string{"Revisions must have a title."}},
+		{"blank title", []map[string]any{tx("update", free.PHID), tx("title", "  ")},
+			[]string{"Revisions must have a title."}},
+		{"bad type", []map[string]any{tx("update", free.PHID), tx("reviewers.add", "x")},
+			[]string{`invalid type "reviewers.add"`, "Valid types are: comment, summary, testPlan, title, update."}},
+	}
+	for _, c := range cases {
+		info := edit(c.xs...)
+		for _, w := range c.want {
+			if !strings.Contains(info, w) {
+				t.Errorf("%s: info %q lacks %q", c.name, info, w)
+			}
+		}
+	}
+	info := edit(tx("title", "t"), tx("update", "PHID-DIFF-nope"))
+	if !strings.HasPrefix(info, "Validation errors:\n  - ") {
+		t.Errorf("validation error format: %q", info)
+	}
+
+	// Nothing changed.
+	if all := f.srv.Revisions(); len(all) != 1 {
+		t.Errorf("revisions after errors = %d", len(all))
+	}
+	if d, _ := f.srv.Diff(free.PHID); d.RevisionPHID != "" {
+		t.Errorf("free diff got attached: %+v", d)
+	}
+	if n := len(f.srv.Transactions(attached.PHID)); n != xactsBefore {
+		t.Errorf("transactions = %d, want %d", n, xactsBefore)
+	}
+
+	// createrawdiff and getrawdiff errors.
+	for _, p := range []map[string]any{{}, {"diff": ""}, {"diff": " \n"}} {
+		if code, info := f.c.callErr("differential.createrawdiff", p); code != "ERR-CONDUIT-CORE" ||
+			!strings.Contains(info, "You can not create an empty diff.") {
+			t.Errorf("empty diff %v: %q %q", p, code, info)
+		}
+	}
+	code, info := f.c.callErr("differential.createrawdiff", map[string]any{"diff": samplePatch, "repositoryPHID": "PHID-REPO-nope"})
+	if code != "ERR-CONDUIT-CORE" || info != `No such repository "PHID-REPO-nope"!` {
+		t.Errorf("unknown repository: %q %q", code, info)
+	}
+	for _, p := range []map[string]any{{"diffID": 99}, {"diffID": 0}, {}, {"diffID": "x"}} {
+		if code, info := f.c.callErr("differential.getrawdiff", p); code != "ERR-CONDUIT-CORE" {
+			t.Errorf("getrawdiff %v: %q %q", p, code, info)
+		}
+	}
+	if code, info := f.c.callErr("differential.getrawdiff", map[string]any{"diffID": 99}); info != "Diff not found." {
+		t.Errorf("getrawdiff unknown: %q %q", code, info)
+	}
+	var ds diffResult
+	f.c.call("differential.diff.search", nil, &ds)
+	if len(ds.Data) != 2 {
+		t.Errorf("diffs after failed createrawdiff = %d, want 2", len(ds.Data))
+	}
+}
+
+func TestRawDiffOfHookDiffs(t *testing.T) {
+	f := newFixture(t)
+	r1, err := f.srv.CreateRevision(RevisionSpec{AuthorPHID: f.alice.PHID, Title: "t1", Patch: samplePatch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2 := f.revision(t, f.bob, "Second") // commit message "Second\n\nbody"
+	d3, err := f.srv.UpdateDiff(r2.PHID, f.bob.PHID, "Second v2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d4, err := f.srv.UpdateDiffPatch(r2.PHID, f.bob.PHID, "Second v3", samplePatch+"+more\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d5, err := f.srv.UpdateDiff(r2.PHID, f.bob.PHID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.srv.UpdateDiffPatch("PHID-DREV-nope", f.bob.PHID, "m", "p"); err != ErrNotFound {
+		t.Errorf("UpdateDiffPatch unknown revision: %v", err)
+	}
+
+	want := map[int]string{
+		1: samplePatch,
+		2: "diff --git a/README b/README\nnew file mode 100644\n--- /dev/null\n+++ b/README\n@@ -0,0 +1,3 @@\n+Second\n+\n+body\n",
+		3: "diff --git a/README b/README\nnew file mode 100644\n--- /dev/null\n+++ b/README\n@@ -0,0 +1,1 @@\n+Second v2\n",
+		4: samplePatch + "+more\n",
+		5: "diff --git a/README b/README\nnew file mode 100644\n--- /dev/null\n+++ b/README\n@@ -0,0 +1,1 @@\n+Second\n",
+	}
+	for id, w := range want {
+		if got := f.getRawDiff(t, id); got != w {
+			t.Errorf("getrawdiff(%d) = %q, want %q", id, got, w)
+		}
+	}
+	if d, _ := f.srv.Diff(r1.DiffPHID); d.ID != 1 || d.Raw != samplePatch || d.RevisionPHID != r1.PHID {
+		t.Errorf("Diff(r1) = %+v", d)
+	}
+	if d3.ID != 3 || d4.ID != 4 || d4.Raw != samplePatch+"+more\n" || d5.ID != 5 || d3.RevisionPHID != r2.PHID {
+		t.Errorf("diffs = %+v %+v %+v", d3, d4, d5)
+	}
+	if rev, _ := f.srv.Revision(r2.PHID); rev.DiffPHID != d5.PHID {
+		t.Errorf("diffPHID = %s, want %s", rev.DiffPHID, d5.PHID)
+	}
+	if _, ok := f.srv.Diff("PHID-DIFF-nope"); ok {
+		t.Error("Diff of unknown PHID found")
+	}
+}
+
+func TestRevisionEditUpdateExisting(t *testing.T) {
+	f := newFixture(t)
+	r := f.revision(t, f.bob, "t", f.alice)
+	if _, err := f.srv.SetStatus(r.PHID, f.alice.PHID, StatusNeedsRevision); err != nil {
+		t.Fatal(err)
+	}
+	other := f.srv.AddRepository("other", "OTH")
+	f.clock.Advance(time.Minute)
+	d := f.rawDiff(t, samplePatch, map[string]any{"repositoryPHID": other.PHID})
+	f.clock.Advance(time.Minute)
+
+	var out editResult
+	f.c.call("differential.revision.edit", map[string]any{
+		"objectIdentifier": "D1",
+		"transactions": []any{
+			map[string]any{"type": "comment", "value": "updated"},
+			map[string]any{"type": "update", "value": d.PHID},
+		},
+	}, &out)
+	if out.Object.PHID != r.PHID || len(out.Transactions) != 2 {
+		t.Fatalf("edit result = %+v", out)
+	}
+	rev, _ := f.srv.Revision(r.PHID)
+	if rev.DiffPHID != d.PHID || rev.Status != StatusNeedsReview || rev.RepositoryPHID != other.PHID ||
+		rev.DateModified != epoch.Unix()+120 || rev.DateCreated != epoch.Unix() || rev.AuthorPHID != f.bob.PHID {
+		t.Errorf("revision = %+v", rev)
+	}
+	types, xs := f.xactTypes(t, r.PHID)
+	if !slices.Equal(types, []string{"create", "update", "reject", "update", "comment"}) {
+		t.Fatalf("types = %v", types)
+	}
+	up := xs.Data[3]
+	if up.PHID != out.Transactions[0].PHID || up.AuthorPHID != f.alice.PHID || up.Fields["old"] != r.DiffPHID ||
+		up.Fields["new"] != d.PHID || xs.Data[4].PHID != out.Transactions[1].PHID {
+		t.Errorf("update transaction = %+v, result %+v", up, out)
+	}
+	if hd, _ := f.srv.Diff(d.PHID); hd.RevisionPHID != r.PHID || hd.DateModified != epoch.Unix()+120 {
+		t.Errorf("diff = %+v", hd)
+	}
+
+	// Reusing the diff, or a failing update next to a valid title, changes nothing.
+	f.clock.Advance(time.Minute)
+	_, info := f.c.callErr("differential.revision.edit", map[string]any{
+		"objectIdentifier": r.PHID,
+		"transactions": []any{
+			map[string]any{"type": "title", "value": "renamed"},
+			map[string]any{"type": "update", "value": d.PHID},
+		},
+	})
+	if !strings.Contains(info, "already attached to another revision") {
+		t.Errorf("reused diff: %q", info)
+	}
+	_, info = f.c.callErr("differential.revision.edit", map[string]any{
+		"objectIdentifier": r.PHID,
+		"transactions":     []any{map[string]any{"type": "title", "value": ""}},
+	})
+	if !strings.Contains(info, "Revisions must have a title.") {
+		t.Errorf("empty title: %q", info)
+	}
+	if after, _ := f.srv.Revision(r.PHID); after.Title != "t" || after.DateModified != rev.DateModified || after.DiffPHID != d.PHID {
+		t.Errorf("revision changed by failed edits: %+v", after)
+	}
+	if n := len(f.srv.Transactions(r.PHID)); n != 5 {
+		t.Errorf("transactions = %d, want 5", n)
+	}
+}
+
+func TestDateHeaderFollowsClock(t *testing.T) {
+	f := newFixture(t)
+	date := func(path string, form url.Values) time.Time {
+		t.Helper()
+		resp, err := http.PostForm(f.c.base+path, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		d, err := http.ParseTime(resp.Header.Get("Date"))
+		if err != nil {
+			t.Fatalf("%s: Date %q: %v", path, resp.Header.Get("Date"), err)
+		}
+		return d
+	}
+	ok := url.Values{"api.token": {f.alice.Token}}
+	if d := date("/api/conduit.ping", ok); !d.Equal(epoch) {
+		t.Errorf("Date = %v, want %v", d, epoch)
+	}
+	f.clock.Advance(90*time.Minute + 500*time.Millisecond)
+	want := epoch.Add(90 * time.Minute)
+	if d := date("/api/user.whoami", ok); !d.Equal(want) {
+		t.Errorf("Date = %v, want %v", d, want)
+	}
+	if d := date("/api/user.whoami", url.Values{"api.token": {"api-bad"}}); !d.Equal(want) {
+		t.Errorf("Date on error = %v, want %v", d, want)
+	}
+	if d := date("/nope", nil); !d.Equal(want) {
+		t.Errorf("Date on 404 = %v, want %v", d, want)
+	}
+	f.clock.Set(time.Date(2030, 6, 1, 12, 0, 0, 0, time.FixedZone("X", 3600)))
+	if d := date("/api/conduit.ping", ok); !d.Equal(time.Date(2030, 6, 1, 11, 0, 0, 0, time.UTC)) {
+		t.Errorf("Date after Set = %v", d)
+	}
+}
+
+func TestSetTitle(t *testing.T) {
+	f := newFixture(t)
+	r := f.revision(t, f.alice, "old title", f.bob)
+	f.clock.Advance(time.Hour)
+	x, err := f.srv.SetTitle(r.PHID, f.bob.PHID, "new title")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.Type != "title" || x.AuthorPHID != f.bob.PHID || x.ObjectPHID != r.PHID || x.Fields["old"] != "old title" ||
+		x.Fields["new"] != "new title" || x.DateCreated != epoch.Unix()+3600 {
+		t.Errorf("transaction = %+v", x)
+	}
+	var rr revResult
+	f.c.call("differential.revision.search", nil, &rr)
+	if rr.Data[0].Fields.Title != "new title" || rr.Data[0].Fields.DateModified != epoch.Unix()+3600 {
+		t.Errorf("revision = %+v", rr.Data[0].Fields)
+	}
+	types, xs := f.xactTypes(t, r.PHID)
+	last := xs.Data[len(xs.Data)-1]
+	if types[len(types)-1] != "title" || last.PHID != x.PHID || last.Fields["new"] != "new title" || last.Fields["old"] != "old title" {
+		t.Errorf("transaction.search = %v %+v", types, last)
+	}
+	if _, err := f.srv.SetTitle(r.PHID, f.bob.PHID, ""); err == nil {
+		t.Error("empty title accepted")
+	}
+	if _, err := f.srv.SetTitle("D99", f.bob.PHID, "x"); err != ErrNotFound {
+		t.Errorf("unknown revision: %v", err)
+	}
+	if rev, _ := f.srv.Revision(r.PHID); rev.Title != "new title" {
+		t.Errorf("title = %q", rev.Title)
+	}
+}

@@ -86,7 +86,11 @@ type Revision struct {
 	Projects       []string
 }
 
-// Diff is a snapshot of a Differential diff with its single commit.
+// Diff is a snapshot of a Differential diff. Diffs made by the hooks have a
+// single commit (CommitID, CommitMessage); diffs made by
+// differential.createrawdiff have none (CommitID is empty). RevisionPHID is
+// empty while the diff is not attached to a revision. Raw is the diff text
+// returned by differential.getrawdiff.
 type Diff struct {
 	ID             int
 	PHID           string
@@ -97,6 +101,7 @@ type Diff struct {
 	DateModified   int64
 	CommitID       string
 	CommitMessage  string
+	Raw            string
 }
 
 // Comment is the current version of a transaction comment.
@@ -136,6 +141,7 @@ type RevisionSpec struct {
 	Projects          []string
 	CommitMessage     string // message of the first diff's commit; defaults to Title
 	Status            string // defaults to StatusNeedsReview
+	Patch             string // raw text of the first diff; defaults to a generated patch (see GeneratePatch)
 }
 
 func (r *Revision) clone() Revision {
@@ -242,10 +248,10 @@ func (s *Server) CreateRevision(spec RevisionSpec) (Revision, error) {
 		r.Reviewers = append(r.Reviewers, Reviewer{PHID: p, Status: "added", IsBlocking: true})
 	}
 	s.revisions = append(s.revisions, r)
-	d := s.addDiff(r, spec.AuthorPHID, orDefault(spec.CommitMessage, spec.Title))
-	r.DiffPHID = d.PHID
+	msg := orDefault(spec.CommitMessage, spec.Title)
+	d := s.addDiff(r.RepositoryPHID, spec.AuthorPHID, msg, orDefault(spec.Patch, GeneratePatch(msg)))
 	s.addXact(r, spec.AuthorPHID, "create", "", nil)
-	s.addXact(r, spec.AuthorPHID, "update", "", map[string]any{"old": nil, "new": d.PHID})
+	s.attachDiff(r, d, spec.AuthorPHID)
 	return r.clone(), nil
 }
 
@@ -257,21 +263,61 @@ func orDefault(v, def string) string {
 	return v
 }
 
-func (s *Server) addDiff(r *Revision, author, msg string) *Diff {
+// addDiff creates a diff not yet attached to any revision, with one commit
+// carrying msg.
+func (s *Server) addDiff(repoPHID, author, msg, raw string) *Diff {
+	d := s.addRawDiff(repoPHID, author, raw)
+	d.CommitMessage = msg
+	d.CommitID = fmt.Sprintf("%040x", uint64(d.ID)*0x9e3779b97f4a7c15)
+	return d
+}
+
+// addRawDiff creates a diff without commits, not attached to any revision.
+func (s *Server) addRawDiff(repoPHID, author, raw string) *Diff {
 	now := s.now()
 	d := &Diff{
 		ID:             len(s.diffs) + 1,
 		PHID:           s.newPHID("DIFF"),
-		RevisionPHID:   r.PHID,
 		AuthorPHID:     author,
-		RepositoryPHID: r.RepositoryPHID,
+		RepositoryPHID: repoPHID,
 		DateCreated:    now,
 		DateModified:   now,
-		CommitMessage:  msg,
+		Raw:            raw,
 	}
-	d.CommitID = fmt.Sprintf("%040x", uint64(d.ID)*0x9e3779b97f4a7c15)
 	s.diffs = append(s.diffs, d)
 	return d
+}
+
+// attachDiff makes d the current diff of r with an "update" transaction
+// {old, new} by author, as Phorge's update transaction does: the revision
+// takes the diff's repository and, when it already had a diff and was
+// needs-revision, changes-planned or abandoned, goes back to needs-review.
+func (s *Server) attachDiff(r *Revision, d *Diff, author string) *Transaction {
+	x := s.addXact(r, author, "update", "", map[string]any{"old": nullable(r.DiffPHID), "new": d.PHID})
+	if r.DiffPHID != "" {
+		switch r.Status {
+		case StatusNeedsRevision, StatusChangesPlanned, StatusAbandoned:
+			r.Status = StatusNeedsReview
+		}
+	}
+	r.DiffPHID = d.PHID
+	r.RepositoryPHID = d.RepositoryPHID
+	d.RevisionPHID = r.PHID
+	d.DateModified = x.DateCreated
+	return x
+}
+
+// GeneratePatch returns the deterministic raw diff used when a hook is not
+// given one: a git-style unified diff creating a file README whose lines are
+// those of msg.
+func GeneratePatch(msg string) string {
+	lines := strings.Split(strings.TrimSuffix(msg, "\n"), "\n")
+	var b strings.Builder
+	fmt.Fprintf(&b, "diff --git a/README b/README\nnew file mode 100644\n--- /dev/null\n+++ b/README\n@@ -0,0 +1,%d @@\n", len(lines))
+	for _, l := range lines {
+		b.WriteString("+" + l + "\n")
+	}
+	return b.String()
 }
 
 // addXact appends a transaction to r and bumps r's dateModified. A non-empty
@@ -316,18 +362,68 @@ func (s *Server) Revision(ref string) (Revision, bool) {
 }
 
 // UpdateDiff attaches a new diff to a revision (changing its diffPHID), adds
-// an "update" transaction and bumps dateModified.
+// an "update" transaction and bumps dateModified. The diff's raw text is
+// GeneratePatch of commitMessage (or of the title when it is empty). Like
+// Phorge, a revision that needs revision, has changes planned or is
+// abandoned goes back to needs-review.
 func (s *Server) UpdateDiff(revPHID, authorPHID, commitMessage string) (Diff, error) {
+	return s.UpdateDiffPatch(revPHID, authorPHID, commitMessage, "")
+}
+
+// UpdateDiffPatch is UpdateDiff with the diff's raw text (as returned by
+// differential.getrawdiff); an empty patch means a generated one.
+func (s *Server) UpdateDiffPatch(revPHID, authorPHID, commitMessage, patch string) (Diff, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.revisionByRef(revPHID)
 	if r == nil {
 		return Diff{}, ErrNotFound
 	}
-	d := s.addDiff(r, authorPHID, commitMessage)
-	s.addXact(r, authorPHID, "update", "", map[string]any{"old": r.DiffPHID, "new": d.PHID})
-	r.DiffPHID = d.PHID
+	if patch == "" {
+		patch = GeneratePatch(orDefault(commitMessage, r.Title))
+	}
+	d := s.addDiff(r.RepositoryPHID, authorPHID, commitMessage, patch)
+	s.attachDiff(r, d, authorPHID)
 	return *d, nil
+}
+
+// Diff returns a snapshot of the diff with the given PHID.
+func (s *Server) Diff(phid string) (Diff, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d := s.diffByPHID(phid); d != nil {
+		return *d, true
+	}
+	return Diff{}, false
+}
+
+// Revisions returns snapshots of all revisions, ordered by id.
+func (s *Server) Revisions() []Revision {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Revision, 0, len(s.revisions))
+	for _, r := range s.revisions {
+		out = append(out, r.clone())
+	}
+	return out
+}
+
+// SetTitle retitles a revision as a person would in the web UI: a "title"
+// transaction by actorPHID with fields {old, new}, bumping dateModified. An
+// empty title is refused, as Phorge does.
+func (s *Server) SetTitle(revPHID, actorPHID, title string) (Transaction, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.revisionByRef(revPHID)
+	if r == nil {
+		return Transaction{}, ErrNotFound
+	}
+	if strings.TrimSpace(title) == "" {
+		return Transaction{}, errors.New("conduitfake: revisions must have a title")
+	}
+	x := s.addXact(r, actorPHID, "title", "", map[string]any{"old": r.Title, "new": title})
+	r.Title = title
+	return x.clone(), nil
 }
 
 // AddComment adds a "comment" transaction by authorPHID and bumps dateModified.
@@ -514,6 +610,24 @@ func (s *Server) userByToken(tok string) *User {
 	for _, u := range s.users {
 		if u.Token == tok {
 			return u
+		}
+	}
+	return nil
+}
+
+func (s *Server) diffByPHID(phid string) *Diff {
+	for _, d := range s.diffs {
+		if d.PHID == phid {
+			return d
+		}
+	}
+	return nil
+}
+
+func (s *Server) repoByPHID(phid string) *Repository {
+	for _, r := range s.repos {
+		if r.PHID == phid {
+			return r
 		}
 	}
 	return nil

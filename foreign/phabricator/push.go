@@ -1,0 +1,435 @@
+package phabricator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/prophet-sync/prophet/changeset"
+	"github.com/prophet-sync/prophet/foreign"
+	"github.com/prophet-sync/prophet/replica"
+)
+
+// Outbound: a revision's title, summary, test plan and patch (a new diff),
+// and new comments.
+func (g *Gateway) Outbound(ch *changeset.Change) ([]string, bool) {
+	var writable []string
+	switch ch.RecordType {
+	case RevisionType:
+		writable = append(revisionWritable, "patch")
+	case CommentType:
+		writable = []string{"body"}
+	default:
+		return nil, false
+	}
+	var props []string
+	for _, p := range ch.Props {
+		if slices.Contains(writable, p.Name) {
+			props = append(props, p.Name)
+		}
+	}
+	if len(props) == 0 && ch.Op == changeset.Update {
+		return nil, false
+	}
+	return props, true
+}
+
+// Apply carries one outbound op to Phabricator.
+func (g *Gateway) Apply(ctx context.Context, st *foreign.State, op *foreign.Op, rec *replica.Record) (foreign.Applied, error) {
+	switch op.Ref.Type {
+	case RevisionType:
+		return g.applyRevision(ctx, st, op, rec)
+	case CommentType:
+		return g.applyComment(ctx, st, op, rec)
+	}
+	return foreign.Applied{}, fmt.Errorf("phabricator: records of type %q do not go to Phabricator", op.Ref.Type)
+}
+
+// definite says whether err is Conduit refusing a call (an error answer),
+// so that it surely made nothing.
+func definite(err error) bool {
+	var e *Error
+	return errors.As(err, &e)
+}
+
+// transient wraps an error that may pass (a lost answer, a server down):
+// the op stays queued for the next push.
+func transient(err error) error {
+	if definite(err) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", foreign.ErrLater, err)
+}
+
+// applied is what a write did: the object as it is now is the snapshot;
+// the record takes what Phabricator assigned.
+func applied(key string, props map[string]string, op *foreign.Op, echoes []string) foreign.Applied {
+	a := foreign.Applied{Remote: key, Snapshot: props, Report: map[string]string{}, Echoes: echoes}
+	for k, v := range props {
+		if op.Create || slices.Contains(op.Props, k) || slices.Contains(derived, k) || k == "id" || k == "author" || k == "revision" {
+			a.Report[k] = v
+		}
+	}
+	return a
+}
+
+// editResult is differential.revision.edit's answer.
+type editResult struct {
+	Object struct {
+		ID   int    `json:"id"`
+		PHID string `json:"phid"`
+	} `json:"object"`
+	Transactions []struct {
+		PHID string `json:"phid"`
+	} `json:"transactions"`
+}
+
+func (r editResult) phids() []string {
+	var out []string
+	for _, x := range r.Transactions {
+		out = append(out, x.PHID)
+	}
+	return out
+}
+
+func (g *Gateway) applyRevision(ctx context.Context, st *foreign.State, op *foreign.Op, rec *replica.Record) (foreign.Applied, error) {
+	key, known, err := st.Remote(op.Ref)
+	if err != nil {
+		return foreign.Applied{}, err
+	}
+	if rec == nil {
+		if known {
+			return foreign.Applied{}, fmt.Errorf("phabricator: deleting a revision (%s) is not synced: abandon it in Phabricator", key)
+		}
+		return foreign.Applied{}, nil
+	}
+	if !known {
+		// A record of a revision here (pulled by another gateway
+		// replica): its uri names it, and its name or marker confirms it.
+		if id, ok := strings.CutPrefix(rec.Get("uri"), g.base+"D"); ok {
+			rev, found, err := g.revisionBy(ctx, "ids", id)
+			if err != nil {
+				return foreign.Applied{}, transient(err)
+			}
+			if _, m := markers.Split(rev.Fields.Summary); found && (g.objectUUID(rev.PHID) == op.Ref.Record || m == op.Ref.Record) {
+				return g.updateRevision(ctx, st, op, rec, rev)
+			}
+		}
+		if !op.Create {
+			return foreign.Applied{}, fmt.Errorf("%w: %s is not on Phabricator as far as this replica knows: pull first", foreign.ErrLater, op.Ref)
+		}
+		// Made here: on Phabricator already if a try of ours lost its
+		// answer, or another gateway replica pushed it first.
+		rev, found, err := g.findRevision(ctx, op.Ref.Record, rec.Created)
+		if err != nil {
+			return foreign.Applied{}, transient(err)
+		}
+		if !found {
+			return g.createRevision(ctx, st, op, rec)
+		}
+		return g.found(ctx, st, op, rev)
+	}
+	rev, found, err := g.revisionBy(ctx, "phids", key)
+	if err != nil {
+		return foreign.Applied{}, transient(err)
+	}
+	if !found {
+		return foreign.Applied{}, fmt.Errorf("%w: revision %s is gone from Phabricator, or the token cannot see it", foreign.ErrDisabled, key)
+	}
+	return g.updateRevision(ctx, st, op, rec, rev)
+}
+
+// revisionBy reads one revision by a constraint ("ids" or "phids").
+func (g *Gateway) revisionBy(ctx context.Context, constraint, value string) (revision, bool, error) {
+	var v any = []string{value}
+	if constraint == "ids" {
+		n, err := strconv.Atoi(value)
+		if err != nil {
+			return revision{}, false, nil
+		}
+		v = []int{n}
+	}
+	var pg Page[revision]
+	err := g.c.Call(ctx, "differential.revision.search", map[string]any{
+		"constraints": map[string]any{constraint: v}, "attachments": jsonAttachments(),
+	}, &pg)
+	if err != nil || len(pg.Data) == 0 {
+		return revision{}, false, err
+	}
+	return pg.Data[0], true, nil
+}
+
+func jsonAttachments() map[string]bool {
+	return map[string]bool{"reviewers": true, "subscribers": true, "projects": true}
+}
+
+// findRevision looks for the revision whose summary carries record's
+// marker, among those the token's user made since the record was (less
+// ten minutes for clocks).
+func (g *Gateway) findRevision(ctx context.Context, record uuid.UUID, made time.Time) (revision, bool, error) {
+	me, err := g.whoami(ctx)
+	if err != nil {
+		return revision{}, false, err
+	}
+	var out revision
+	found := false
+	err = Search(ctx, g.c, "differential.revision.search", map[string]any{
+		"constraints": map[string]any{"authorPHIDs": []string{me.PHID}, "createdStart": made.Add(-10 * time.Minute).Unix()},
+		"attachments": jsonAttachments(),
+	}, func(r revision) error {
+		if _, m := markers.Split(r.Fields.Summary); m == record && !found {
+			out, found = r, true
+		}
+		return nil
+	})
+	return out, found, err
+}
+
+// rawDiff uploads a patch as a new diff.
+func (g *Gateway) rawDiff(ctx context.Context, patch string) (string, error) {
+	if strings.TrimSpace(patch) == "" {
+		return "", errors.New("phabricator: a revision needs a patch (its raw diff, in the patch property) to go to Phabricator")
+	}
+	var d struct {
+		PHID string `json:"phid"`
+	}
+	if err := g.c.Call(ctx, "differential.createrawdiff", map[string]any{"diff": patch}, &d); err != nil {
+		return "", transient(err)
+	}
+	return d.PHID, nil
+}
+
+func (g *Gateway) createRevision(ctx context.Context, st *foreign.State, op *foreign.Op, rec *replica.Record) (foreign.Applied, error) {
+	d, err := g.rawDiff(ctx, rec.Get("patch"))
+	if err != nil {
+		return foreign.Applied{}, err
+	}
+	if rec.Get("title") == "" {
+		return foreign.Applied{}, errors.New("phabricator: a revision needs a title to go to Phabricator")
+	}
+	xs := []map[string]any{
+		{"type": "update", "value": d},
+		{"type": "title", "value": rec.Get("title")},
+		{"type": "summary", "value": markers.Append(rec.Get("summary"), op.Ref.Record)},
+	}
+	if tp := rec.Get("testplan"); tp != "" {
+		xs = append(xs, map[string]any{"type": "testPlan", "value": tp})
+	}
+	var res editResult
+	if err := g.c.Call(ctx, "differential.revision.edit", map[string]any{"transactions": xs}, &res); err != nil {
+		if definite(err) {
+			return foreign.Applied{}, err
+		}
+		// The answer was lost, or the server failed after the write: look.
+		rev, found, ferr := g.findRevision(ctx, op.Ref.Record, rec.Created)
+		if ferr != nil || !found {
+			return foreign.Applied{}, transient(err)
+		}
+		return g.found(ctx, st, op, rev)
+	}
+	rev, found, err := g.revisionBy(ctx, "phids", res.Object.PHID)
+	if err != nil || !found {
+		return foreign.Applied{}, transient(fmt.Errorf("reading back revision %s: %v", res.Object.PHID, err))
+	}
+	return g.settle(ctx, st, op, rev, res.phids())
+}
+
+func (g *Gateway) updateRevision(ctx context.Context, st *foreign.State, op *foreign.Op, rec *replica.Record, rev revision) (foreign.Applied, error) {
+	prev, err := st.Snapshot(rev.PHID)
+	if err != nil {
+		return foreign.Applied{}, err
+	}
+	cur := map[string]string{"title": rev.Fields.Title, "testplan": rev.Fields.TestPlan}
+	cur["summary"], _ = markers.Split(rev.Fields.Summary)
+	var xs []map[string]any
+	for _, p := range op.Props {
+		if p == "patch" {
+			if prev != nil && rec.Get("patch") != prev["patch"] {
+				d, err := g.rawDiff(ctx, rec.Get("patch"))
+				if err != nil {
+					return foreign.Applied{}, err
+				}
+				xs = append(xs, map[string]any{"type": "update", "value": d})
+			}
+			continue
+		}
+		if rec.Get(p) == cur[p] {
+			continue
+		}
+		if prev != nil && prev[p] != cur[p] {
+			return foreign.Applied{}, fmt.Errorf("%w: Phabricator's %s of D%d changed since the last pull: pull first, to settle it", foreign.ErrLater, p, rev.ID)
+		}
+		v := rec.Get(p)
+		typ := p
+		switch p {
+		case "summary":
+			v = markers.Append(v, op.Ref.Record)
+		case "testplan":
+			typ = "testPlan"
+		}
+		xs = append(xs, map[string]any{"type": typ, "value": v})
+	}
+	if len(xs) == 0 {
+		return g.settle(ctx, st, op, rev, nil)
+	}
+	var res editResult
+	if err := g.c.Call(ctx, "differential.revision.edit", map[string]any{"objectIdentifier": rev.PHID, "transactions": xs}, &res); err != nil {
+		return foreign.Applied{}, transient(err)
+	}
+	now, found, err := g.revisionBy(ctx, "phids", rev.PHID)
+	if err != nil || !found {
+		return foreign.Applied{}, transient(fmt.Errorf("reading back D%d: %v", rev.ID, err))
+	}
+	return g.settle(ctx, st, op, now, res.phids())
+}
+
+// found settles a revision made for the record by a try whose answer was
+// lost, or by another gateway replica: the token's user's transactions on
+// it, but for comments, are that making, and echoes.
+func (g *Gateway) found(ctx context.Context, st *foreign.State, op *foreign.Op, rev revision) (foreign.Applied, error) {
+	me, err := g.whoami(ctx)
+	if err != nil {
+		return foreign.Applied{}, transient(err)
+	}
+	var echoes []string
+	err = Search(ctx, g.c, "transaction.search", map[string]any{
+		"objectIdentifier": rev.PHID, "constraints": map[string]any{"authorPHIDs": []string{me.PHID}},
+	}, func(x xact) error {
+		if len(x.Comments) == 0 {
+			echoes = append(echoes, x.PHID)
+		}
+		return nil
+	})
+	if err != nil {
+		return foreign.Applied{}, transient(err)
+	}
+	return g.settle(ctx, st, op, rev, echoes)
+}
+
+// settle makes the Applied of a revision as Phabricator now has it: its
+// properties, named as a pull names them (the diff's from the last pull,
+// or fetched when it changed).
+func (g *Gateway) settle(ctx context.Context, st *foreign.State, op *foreign.Op, rev revision, echoes []string) (foreign.Applied, error) {
+	p, err := g.translator(st)
+	if err != nil {
+		return foreign.Applied{}, err
+	}
+	t := &pending{rev: rev}
+	if t.state, err = loadRevState(st, rev.PHID); err != nil {
+		return foreign.Applied{}, err
+	}
+	if err := p.diffs(ctx, []*pending{t}); err != nil {
+		return foreign.Applied{}, transient(err)
+	}
+	if err := p.people(ctx, []*pending{t}); err != nil {
+		return foreign.Applied{}, transient(err)
+	}
+	snap, err := st.Snapshot(rev.PHID)
+	if err != nil {
+		return foreign.Applied{}, err
+	}
+	props := p.revisionProps(rev, snap)
+	if t.diff != nil {
+		t.setDiff(props)
+	}
+	a := applied(rev.PHID, props, op, echoes)
+	a.Related = *p.related
+	return a, nil
+}
+
+// translator is a puller that emits nothing: a push's way to name things
+// as a pull would.
+func (g *Gateway) translator(st *foreign.State) (*puller, error) {
+	snaps, err := foreign.NewSnapshots(st, g.url, g.objectUUID, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &puller{Snapshots: snaps, g: g, st: st, emit: func(foreign.Change) error { return nil },
+		done: map[string]int64{}, names: map[string]string{}, related: &[]foreign.Related{}}, nil
+}
+
+func (g *Gateway) applyComment(ctx context.Context, st *foreign.State, op *foreign.Op, rec *replica.Record) (foreign.Applied, error) {
+	key, known, err := st.Remote(op.Ref)
+	if err != nil {
+		return foreign.Applied{}, err
+	}
+	if rec == nil {
+		if known {
+			return foreign.Applied{}, fmt.Errorf("phabricator: deleting a comment (%s) is not synced: Conduit cannot; remove it in Phabricator's web UI", key)
+		}
+		return foreign.Applied{}, nil
+	}
+	if known || !op.Create {
+		return foreign.Applied{}, fmt.Errorf("phabricator: editing a comment (%s) is not synced: Conduit cannot; edit it in Phabricator's web UI", key)
+	}
+	ru, err := uuid.Parse(rec.Get("revision"))
+	if err != nil {
+		return foreign.Applied{}, fmt.Errorf("phabricator: comment %s has no valid revision property (%q)", op.Ref.Record, rec.Get("revision"))
+	}
+	rkey, rknown, err := st.Remote(foreign.Ref{Type: RevisionType, Record: ru})
+	if err != nil {
+		return foreign.Applied{}, err
+	}
+	if !rknown {
+		return foreign.Applied{}, fmt.Errorf("%w: its revision %s is not on Phabricator yet", foreign.ErrLater, ru)
+	}
+	// A try of ours whose answer was lost, or another gateway replica,
+	// may have posted it: the marker tells.
+	x, found, err := g.findComment(ctx, rkey, op.Ref.Record)
+	if err != nil {
+		return foreign.Applied{}, transient(err)
+	}
+	if !found {
+		var res editResult
+		err := g.c.Call(ctx, "differential.revision.edit", map[string]any{"objectIdentifier": rkey, "transactions": []map[string]any{
+			{"type": "comment", "value": markers.Append(rec.Get("body"), op.Ref.Record)},
+		}}, &res)
+		if err != nil && definite(err) {
+			return foreign.Applied{}, err
+		}
+		if x, found, err = g.findComment(ctx, rkey, op.Ref.Record); err != nil || !found {
+			return foreign.Applied{}, transient(fmt.Errorf("the comment posted to %s is not to be found: %v", rkey, err))
+		}
+	}
+	p, err := g.translator(st)
+	if err != nil {
+		return foreign.Applied{}, err
+	}
+	if err := p.people(ctx, []*pending{{xacts: []xact{x}}}); err != nil {
+		return foreign.Applied{}, transient(err)
+	}
+	props, _ := p.commentProps(x, ru.String())
+	opc := *op
+	opc.Create = true
+	a := applied(x.PHID, props, &opc, nil)
+	a.Related = *p.related
+	return a, nil
+}
+
+// findComment looks among a revision's transactions by the token's user
+// for the comment carrying record's marker.
+func (g *Gateway) findComment(ctx context.Context, revPHID string, record uuid.UUID) (xact, bool, error) {
+	me, err := g.whoami(ctx)
+	if err != nil {
+		return xact{}, false, err
+	}
+	var out xact
+	found := false
+	err = Search(ctx, g.c, "transaction.search", map[string]any{
+		"objectIdentifier": revPHID, "constraints": map[string]any{"authorPHIDs": []string{me.PHID}},
+	}, func(x xact) error {
+		if len(x.Comments) > 0 && !found {
+			if _, m := markers.Split(x.Comments[0].Content.Raw); m == record {
+				out, found = x, true
+			}
+		}
+		return nil
+	})
+	return out, found, err
+}
