@@ -313,4 +313,3 @@ func (p *puller) comment(ctx context.Context, c *gh.IssueComment, emit func(fore
 	props["issue"] = iref.Record.String()
 	return p.Object(CommentType, p.g.commentKey(c.GetID()), props, rec, c.GetUpdatedAt().Time, nil, emit)
 }
-

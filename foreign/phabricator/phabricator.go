@@ -111,8 +111,8 @@ func TokenFromEnv() string { return os.Getenv("PROPHET_PHABRICATOR_TOKEN") }
 // Gateway is one Phabricator install.
 type Gateway struct {
 	c      *Client
-	url    string // canonical address: phab:https://host/path
-	base   string // the web root, with a trailing slash
+	url    string     // canonical address: phab:https://host/path
+	base   string     // the web root, with a trailing slash
 	names  [][]string // the address's queries: responsible names
 	window time.Duration
 	since  time.Duration

@@ -130,8 +130,8 @@ func position(st *foreign.State) (uint64, error) {
 
 // revState is what the gateway keeps of a revision besides its snapshot.
 type revState struct {
-	Diff  string `json:"diff"`  // the diffPHID whose diff the record holds
-	Xact  int    `json:"xact"`  // the newest transaction seen
+	Diff string `json:"diff"` // the diffPHID whose diff the record holds
+	Xact int    `json:"xact"` // the newest transaction seen
 	// Read is the server's clock when the revision was read: a change in
 	// that same second can have come after the read, and is looked for
 	// again (dateModified has one-second resolution).
@@ -460,12 +460,12 @@ func (p *puller) walk(ctx context.Context, q *query, start, end int64, first *Pa
 
 // pending is a revision to sync, with what the pull fetched for it.
 type pending struct {
-	rev    revision
-	state  revState
-	xacts  []xact // oldest first
-	diff   *diff  // fetched: the diff changed
-	patch  string
-	read   int64 // the server's clock when the revision was read
+	rev   revision
+	state revState
+	xacts []xact // oldest first
+	diff  *diff  // fetched: the diff changed
+	patch string
+	read  int64 // the server's clock when the revision was read
 }
 
 // sync syncs a page of revisions: those new or modified since their
