@@ -153,6 +153,10 @@ func (c *Client) Call(ctx context.Context, method string, params map[string]any,
 		e := &Error{Method: method, Code: *a.ErrorCode}
 		if a.ErrorInfo != nil {
 			e.Info = *a.ErrorInfo
+			if c.token != "" {
+				// Phabricator quotes a malformed token back: never print it.
+				e.Info = strings.ReplaceAll(e.Info, c.token, "[the token]")
+			}
 		}
 		return e
 	}

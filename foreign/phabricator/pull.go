@@ -309,7 +309,15 @@ func (g *Gateway) Latest(ctx context.Context, st *foreign.State) (uint64, error)
 	if changed {
 		return pos + 1, nil
 	}
-	return pos, nil
+	// Nothing new up to now: the next refresh's window starts from here.
+	for i, q := range r.queries {
+		q.Asked = r.asked[i]
+	}
+	js, err := json.Marshal(r.queries)
+	if err != nil {
+		return 0, err
+	}
+	return pos, st.Update(func(w *foreign.Writer) error { return w.SetCursor(cQueries, string(js)) })
 }
 
 // refresh loads the queries and asks for the first page of each.

@@ -41,8 +41,11 @@ func runForeign(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(args) > 0 && args[0] == "github" {
 		return runForeignGitHub(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "phabricator" {
+		return runForeignPhabricator(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "rt" {
-		return usageErrorf("name a gateway: prophet bench foreign rt, or prophet bench foreign github")
+		return usageErrorf("name a gateway: prophet bench foreign rt, github or phabricator")
 	}
 	var f foreignFlags
 	fs := flag.NewFlagSet("bench foreign rt", flag.ContinueOnError)

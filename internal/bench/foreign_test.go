@@ -32,3 +32,23 @@ func TestBenchForeignRT(t *testing.T) {
 		t.Fatalf("report: %+v", rep)
 	}
 }
+
+// TestBenchForeignPhabricator runs bench foreign phabricator, small, and
+// checks its bars: every revision and transaction becomes a record, and a
+// steady no-op refresh is one request.
+func TestBenchForeignPhabricator(t *testing.T) {
+	var out, errs bytes.Buffer
+	args := []string{"foreign", "phabricator", "--revisions", "120", "--transactions", "6", "--changed", "5", "--dir", t.TempDir(), "--json"}
+	if err := Run(context.Background(), args, &out, &errs); err != nil {
+		t.Fatalf("Run: %v\nstderr:\n%s", err, errs.String())
+	}
+	var rep PhabricatorReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out.String())
+	}
+	recs := rep.RecordsByType
+	if rep.NoopRequests != 1 || recs["revision"] != 120 || recs["comment"]+recs["transaction"] != rep.Transactions ||
+		rep.PullRequests < 240 || rep.RefreshReqs < 5 || rep.PullItemsPerS <= 0 {
+		t.Fatalf("report: %+v", rep)
+	}
+}

@@ -85,6 +85,8 @@ type call struct {
 	// process over its socket (socket.go): that process's directory,
 	// environment and creator, and the replica serve holds.
 	sess *session
+	// since is a Phabricator pull's --since.
+	since time.Duration
 }
 
 // commands is every subcommand, in the order prophet --help lists them.

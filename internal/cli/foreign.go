@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,12 +19,19 @@ import (
 
 	"github.com/prophet-sync/prophet/foreign"
 	"github.com/prophet-sync/prophet/foreign/github"
+	"github.com/prophet-sync/prophet/foreign/phabricator"
 	"github.com/prophet-sync/prophet/foreign/rt"
 	"github.com/prophet-sync/prophet/merge"
 )
 
 // foreignPrefixes are the address forms of the foreign replicas.
-var foreignPrefixes = []string{"rt:", "github:"}
+var foreignPrefixes = []string{"rt:", "github:", "phab:", "phabricator:"}
+
+const foreignForms = "rt:http://HOST/?queue=NAME, github:OWNER/REPO or phab:https://HOST"
+
+func isPhabricator(addr string) bool {
+	return strings.HasPrefix(addr, "phab:") || strings.HasPrefix(addr, "phabricator:")
+}
 
 func isForeign(s string) bool {
 	for _, p := range foreignPrefixes {
@@ -98,8 +106,18 @@ func (c *call) gateway(addr string) (foreign.Gateway, error) {
 			return nil, userf(err, "%v", err)
 		}
 		return g, nil
+	case isPhabricator(addr):
+		token := c.getenv("PROPHET_PHABRICATOR_TOKEN")
+		if s, ok := stored[canonical]; ok {
+			token = s.Token
+		}
+		g, err := phabricator.New(phabricator.Config{Address: addr, Token: token, Since: c.since})
+		if err != nil {
+			return nil, userf(err, "%v", err)
+		}
+		return g, nil
 	}
-	return nil, usagef("%s is not a foreign replica address (rt:http://HOST/?queue=NAME or github:OWNER/REPO)", addr)
+	return nil, usagef("%s is not a foreign replica address (%s)", addr, foreignForms)
 }
 
 // foreignURL is the canonical address of a foreign replica (no
@@ -118,8 +136,14 @@ func foreignURL(addr string) (string, error) {
 			return "", usagef("%v", err)
 		}
 		return canonical, nil
+	case isPhabricator(addr):
+		canonical, _, _, err := phabricator.ParseAddress(addr)
+		if err != nil {
+			return "", usagef("%v", err)
+		}
+		return canonical, nil
 	}
-	return "", usagef("%s is not a foreign replica address (rt:http://HOST/?queue=NAME or github:OWNER/REPO)", addr)
+	return "", usagef("%s is not a foreign replica address (%s)", addr, foreignForms)
 }
 
 func (c *call) openForeign(here *merge.Local, addr string) (*foreign.Foreign, error) {
@@ -134,10 +158,38 @@ func (c *call) openForeign(here *merge.Local, addr string) (*foreign.Foreign, er
 	return f, err
 }
 
+// parseSince reads how far back: 30d, 12w, or a Go duration (720h).
+func parseSince(s string) (time.Duration, error) {
+	for suffix, unit := range map[string]time.Duration{"d": 24 * time.Hour, "w": 7 * 24 * time.Hour} {
+		if n, ok := strings.CutSuffix(s, suffix); ok {
+			v, err := strconv.Atoi(n)
+			if err != nil || v <= 0 {
+				return 0, errors.New("want a number of days (30d) or weeks (12w), or a duration (720h)")
+			}
+			return time.Duration(v) * unit, nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, errors.New("want a number of days (30d) or weeks (12w), or a duration (720h)")
+	}
+	return d, nil
+}
+
 // syncForeign pulls from or pushes to a foreign replica.
 func (c *call) syncForeign(ctx context.Context, f *syncFlags, push bool, here *merge.Local, addr string) error {
 	if f.dryRun || f.force || f.live {
 		return usagef("%s %s: --dry-run, --force and --live are for prophet replicas, not foreign ones", c.cmd.name, addr)
+	}
+	if f.since != "" {
+		if !isPhabricator(addr) {
+			return usagef("%s %s: --since is for Phabricator addresses (phab:https://HOST)", c.cmd.name, addr)
+		}
+		d, err := parseSince(f.since)
+		if err != nil {
+			return usagef("%s: --since %q: %v", c.cmd.name, f.since, err)
+		}
+		c.since = d
 	}
 	fr, err := c.openForeign(here, addr)
 	if err != nil {
@@ -223,7 +275,8 @@ var foreignCmd = &command{
 	summary: "the foreign replicas this replica gateways to, and their sync operations",
 	detail: `
 Foreign replicas are trackers this replica pulls from and pushes to
-(prophet pull rt:http://HOST/?queue=NAME, or github:OWNER/REPO). Each has a state handle of its
+(prophet pull rt:http://HOST/?queue=NAME, github:OWNER/REPO or
+phab:https://HOST). Each has a state handle of its
 own under REPLICA/foreign/UUID: the push position, the pull cursor, remote
 ID <-> record maps, and the sync operations.
 
@@ -249,7 +302,9 @@ ID <-> record maps, and the sync operations.
 Credentials come from foreign login, for the address it was given, else
 from the environment: for RT, PROPHET_RT_USER with PROPHET_RT_PASSWORD or
 PROPHET_RT_TOKEN; for GitHub (github:OWNER/REPO), PROPHET_GITHUB_TOKEN or
-GITHUB_TOKEN. They are never printed, never
+GITHUB_TOKEN; for Phabricator (phab:https://HOST), PROPHET_PHABRICATOR_TOKEN
+(a Conduit API token; foreign login phab:https://HOST --token keeps one).
+They are never printed, never
 logged and never written to the replica's log.`,
 	mode: openRead,
 	json: true,
@@ -425,7 +480,10 @@ func (c *call) foreignLogin(user string, token bool) error {
 		}
 		delete(stored, canonical)
 	} else {
-		if user == "" {
+		if isPhabricator(c.args[1]) {
+			token = true // Conduit takes API tokens only
+		}
+		if user == "" && !isPhabricator(c.args[1]) {
 			return usagef("foreign login needs --user USER")
 		}
 		what := "password"

@@ -31,11 +31,19 @@ counts what a pull would read and what of it is new, and changes nothing;
 it cannot tell whether there are conflicts. With --json, the pull shape of
 prophet --help (the dry-run shape with --dry-run).
 
-SOURCE may be a foreign replica, rt:http://HOST/?queue=NAME (or a peer that
-names one): RT's transactions since the last pull come in as changesets,
-with RT's old values, so an edit made in RT while you edited the same field
+SOURCE may be a foreign replica, rt:http://HOST/?queue=NAME,
+github:OWNER/REPO or phab:https://HOST (or a peer that names one): the
+remote's changes since the last pull come in as changesets, with the
+remote's old values, so an edit made there while you edited the same field
 here is a conflict like any other. See prophet foreign --help for the
 credentials and the sync operations.
+
+For Phabricator, a pull syncs the Differential revisions the token's user
+is responsible for (author or reviewer, directly or through a project),
+with their diffs, comments and history; phab:https://HOST?responsible=NAME
+adds a query (a username, or #project), kept for every later pull. A first
+pull reaches 30 days back; --since 90d (or 12w, 720h) reaches further, and
+the window stays that wide.
 
 --live keeps pulling from a served replica (SOURCE an http(s) URL, or a
 peer with one) until interrupted: it subscribes to the server's live feed

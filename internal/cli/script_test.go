@@ -102,6 +102,8 @@ func TestScripts(t *testing.T) {
 			"holdproxy":     cmdHoldProxy,
 			"githubfake":    cmdGitHubFake,
 			"githubexhaust": cmdGitHubExhaust,
+			"phabfake":      cmdPhabFake,
+			"phabold":       cmdPhabOld,
 		},
 	})
 }
@@ -128,6 +130,7 @@ func setup(e *testscript.Env) error {
 	holds := map[string]*replica.Replica{}
 	e.Values[holdsKey{}] = holds
 	e.Values[githubKey{}] = &githubHolder{}
+	e.Values[phabKey{}] = &phabHolder{}
 	e.Defer(func() {
 		for _, r := range holds {
 			r.Close()

@@ -148,6 +148,7 @@ type syncFlags struct {
 	force  bool
 	dryRun bool
 	live   bool // pull only
+	since  string
 }
 
 func addSyncFlags(fs *flag.FlagSet) *syncFlags {
@@ -155,6 +156,7 @@ func addSyncFlags(fs *flag.FlagSet) *syncFlags {
 	fs.StringVar(&f.prefer, "prefer", "", "settle conflicts nothing else settles: `mine` (this replica's values) or theirs")
 	fs.BoolVar(&f.force, "force", false, "merge even if the replicas belong to different databases")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "only count what would be read and what is new; change nothing")
+	fs.StringVar(&f.since, "since", "", "Phabricator: reach back this far for revisions (`30d`, 12w, 720h); later pulls keep the window")
 	return f
 }
 
