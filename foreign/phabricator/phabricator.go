@@ -134,8 +134,12 @@ func ParseAddress(addr string) (canonical, base string, queries [][]string, err 
 	if !ok {
 		return "", "", nil, fmt.Errorf("phabricator: address %q does not start with phab: (write phab:https://HOST)", shown)
 	}
+	if base, query, ok := strings.Cut(rest, "?"); ok {
+		// A project is #slug: typed as is, it would be a URL fragment.
+		rest = base + "?" + strings.ReplaceAll(query, "#", "%23")
+	}
 	u, err := url.Parse(rest)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Fragment != "" {
 		return "", "", nil, fmt.Errorf("phabricator: address %q: want phab:https://HOST[/PATH]", shown)
 	}
 	if u.User != nil {

@@ -59,7 +59,7 @@ func TestOverlappingQueries(t *testing.T) {
 	}
 	r.revision(t, "bot only")
 	// Two queries at once: the bot, and the project.
-	g, _ := open(t, r, Config{Address: r.address() + "?responsible=bot&responsible=%23" + backend.Slug})
+	g, _ := open(t, r, Config{Address: r.address() + "?responsible=bot&responsible=#" + backend.Slug})
 	foreigntest.Pull(t, g.F, nil)
 	wantCounts(t, g, map[string]int{RevisionType: 3, ProjectType: 1, UserType: 2})
 	if n := r.srv.RequestsFor("transaction.search"); n != 3 {
@@ -377,5 +377,45 @@ func TestChangeInTheSecondOfThePull(t *testing.T) {
 	foreigntest.Pull(t, g.F, nil)
 	if got := g.Get(t, foreigntest.RecordOf(t, g.F, rev.PHID)).Get("title"); got != "after" {
 		t.Fatalf("title %q: a change in the second of the last read was missed", got)
+	}
+}
+
+// Two gateway replicas that both meet a new project, and sync with each
+// other, hold one record of it (its UUID is its PHID's): the seed's
+// folder-creation race, settled by identity.
+func TestTwoGatewaysOneProject(t *testing.T) {
+	r := newFakeRemote(t)
+	ops := r.srv.AddProject("Ops")
+	for _, title := range []string{"a", "b"} {
+		if _, err := r.srv.CreateRevision(conduitfake.RevisionSpec{AuthorPHID: r.alice.PHID, Title: title,
+			Reviewers: []string{r.bot.PHID}, Projects: []string{ops.PHID}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g1, _ := open(t, r, Config{})
+	g2 := foreigntest.OpenIn(t, filepath.Join(t.TempDir(), "two"), g1.Local.R.DatabaseUUID(), r.Gateway(t, nil))
+	foreigntest.Pull(t, g1.F, nil)
+	foreigntest.Pull(t, g2.F, nil)
+	foreigntest.Sync(t, g1, g2)
+	for _, g := range []*foreigntest.Gateway{g1, g2} {
+		wantCounts(t, g, map[string]int{ProjectType: 1, RevisionType: 2, UserType: 2})
+		g.Verify(t)
+	}
+	if foreigntest.RecordOf(t, g1.F, ops.PHID) != foreigntest.RecordOf(t, g2.F, ops.PHID) {
+		t.Fatal("the two gateways made different records of one project")
+	}
+}
+
+func TestParseAddress(t *testing.T) {
+	for _, c := range []struct{ in, canonical, base, queries string }{
+		{"phab:https://Phab.Example.com/", "phab:https://phab.example.com", "https://phab.example.com/", "[]"},
+		{"phab:https://phab.example.com/api/", "phab:https://phab.example.com", "https://phab.example.com/", "[]"},
+		{"phabricator:http://h:8080/phab?responsible=alice,bob&responsible=#ops", "phab:http://h:8080/phab", "http://h:8080/phab/", "[[alice bob] [#ops]]"},
+		{"phab:https://h?responsible=%23ops", "phab:https://h", "https://h/", "[[#ops]]"},
+	} {
+		canonical, base, qs, err := ParseAddress(c.in)
+		if err != nil || canonical != c.canonical || base != c.base || fmt.Sprint(qs) != c.queries {
+			t.Errorf("ParseAddress(%q) = %q %q %v %v", c.in, canonical, base, qs, err)
+		}
 	}
 }
