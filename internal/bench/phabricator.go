@@ -24,24 +24,24 @@ type PhabricatorReport struct {
 	Comments     int    `json:"comments"`
 	GOMAXPROCS   int    `json:"gomaxprocs"`
 
-	PullSeconds    float64        `json:"pull_seconds"`
-	PullItemsPerS  float64        `json:"pull_items_per_s"` // revisions and transactions
-	PullRequests   int64          `json:"pull_requests"`
-	PullReqPerRev  float64        `json:"pull_requests_per_revision"`
-	PullByMethod   map[string]int `json:"pull_requests_by_method"`
-	Changesets     int            `json:"changesets_integrated"`
-	RecordsByType  map[string]int `json:"records_by_type"`
-	NoopSeconds    float64        `json:"noop_refresh_seconds"`
-	NoopRequests   int64          `json:"noop_refresh_requests"`
+	PullSeconds   float64        `json:"pull_seconds"`
+	PullItemsPerS float64        `json:"pull_items_per_s"` // revisions and transactions
+	PullRequests  int64          `json:"pull_requests"`
+	PullReqPerRev float64        `json:"pull_requests_per_revision"`
+	PullByMethod  map[string]int `json:"pull_requests_by_method"`
+	Changesets    int            `json:"changesets_integrated"`
+	RecordsByType map[string]int `json:"records_by_type"`
+	NoopSeconds   float64        `json:"noop_refresh_seconds"`
+	NoopRequests  int64          `json:"noop_refresh_requests"`
 	// A refresh a minute after the last, with the backdating window (5
 	// minutes) still over the revisions the sync changed: each is read
 	// again (and passed over), a page per hundred.
 	NoopSoonSeconds  float64 `json:"noop_refresh_within_window_seconds"`
 	NoopSoonRequests int64   `json:"noop_refresh_within_window_requests"`
-	Changed        int            `json:"changed_revisions"`
-	RefreshSeconds float64        `json:"refresh_seconds"`
-	RefreshReqs    int64          `json:"refresh_requests"`
-	RefreshReqPer  float64        `json:"refresh_requests_per_changed_revision"`
+	Changed          int     `json:"changed_revisions"`
+	RefreshSeconds   float64 `json:"refresh_seconds"`
+	RefreshReqs      int64   `json:"refresh_requests"`
+	RefreshReqPer    float64 `json:"refresh_requests_per_changed_revision"`
 }
 
 func (r *PhabricatorReport) print(w io.Writer) error {
