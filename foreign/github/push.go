@@ -20,24 +20,13 @@ import (
 
 // Outbound: issue fields and comment bodies GitHub takes.
 func (g *Gateway) Outbound(ch *changeset.Change) ([]string, bool) {
-	writable := issueWritable
 	switch ch.RecordType {
 	case IssueType:
+		return foreign.Writable(ch, issueWritable)
 	case CommentType:
-		writable = commentWritable
-	default:
-		return nil, false
+		return foreign.Writable(ch, commentWritable)
 	}
-	var props []string
-	for _, p := range ch.Props {
-		if slices.Contains(writable, p.Name) {
-			props = append(props, p.Name)
-		}
-	}
-	if len(props) == 0 && ch.Op == changeset.Update {
-		return nil, false
-	}
-	return props, true
+	return nil, false
 }
 
 // Apply carries one outbound op to GitHub.
@@ -60,22 +49,14 @@ func definite(err error) bool {
 
 // transient wraps an error that may pass (a lost answer, a 5xx): the op
 // stays queued for the next push.
-func transient(err error) error {
-	if definite(err) {
-		return err
-	}
-	return fmt.Errorf("%w: %v", foreign.ErrLater, err)
-}
+func transient(err error) error { return foreign.Later(err, definite(err)) }
 
 func (g *Gateway) applied(key string, ref foreign.Ref, props map[string]string, op *foreign.Op) foreign.Applied {
-	a := foreign.Applied{Remote: key, Snapshot: props, Report: map[string]string{}}
-	for k, v := range props {
-		if op.Create || slices.Contains(op.Props, k) || slices.Contains(derived, k) || k == "number" || k == "author" || k == "issue" {
-			a.Report[k] = v
-		}
-	}
-	return a
+	return foreign.Answered(key, props, op, assigned)
 }
+
+// assigned are the properties GitHub sets.
+var assigned = append(slices.Clone(derived), "number", "author", "issue")
 
 func (g *Gateway) applyIssue(ctx context.Context, st *foreign.State, op *foreign.Op, rec *replica.Record) (foreign.Applied, error) {
 	key, known, err := st.Remote(op.Ref)

@@ -75,6 +75,8 @@ const (
 
 var (
 	revisionWritable = []string{"summary", "testplan", "title"}
+	revisionOutbound = append(slices.Clone(revisionWritable), "patch") // a new patch is a new diff
+	commentOutbound  = []string{"body"}
 	derived          = []string{"created", "updated", "uri"}
 )
 

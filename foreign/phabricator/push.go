@@ -19,25 +19,13 @@ import (
 // Outbound: a revision's title, summary, test plan and patch (a new diff),
 // and new comments.
 func (g *Gateway) Outbound(ch *changeset.Change) ([]string, bool) {
-	var writable []string
 	switch ch.RecordType {
 	case RevisionType:
-		writable = append(revisionWritable, "patch")
+		return foreign.Writable(ch, revisionOutbound)
 	case CommentType:
-		writable = []string{"body"}
-	default:
-		return nil, false
+		return foreign.Writable(ch, commentOutbound)
 	}
-	var props []string
-	for _, p := range ch.Props {
-		if slices.Contains(writable, p.Name) {
-			props = append(props, p.Name)
-		}
-	}
-	if len(props) == 0 && ch.Op == changeset.Update {
-		return nil, false
-	}
-	return props, true
+	return nil, false
 }
 
 // Apply carries one outbound op to Phabricator.
@@ -60,24 +48,18 @@ func definite(err error) bool {
 
 // transient wraps an error that may pass (a lost answer, a server down):
 // the op stays queued for the next push.
-func transient(err error) error {
-	if definite(err) {
-		return err
-	}
-	return fmt.Errorf("%w: %v", foreign.ErrLater, err)
-}
+func transient(err error) error { return foreign.Later(err, definite(err)) }
 
 // applied is what a write did: the object as it is now is the snapshot;
 // the record takes what Phabricator assigned.
 func applied(key string, props map[string]string, op *foreign.Op, echoes []string) foreign.Applied {
-	a := foreign.Applied{Remote: key, Snapshot: props, Report: map[string]string{}, Echoes: echoes}
-	for k, v := range props {
-		if op.Create || slices.Contains(op.Props, k) || slices.Contains(derived, k) || k == "id" || k == "author" || k == "revision" {
-			a.Report[k] = v
-		}
-	}
+	a := foreign.Answered(key, props, op, assigned)
+	a.Echoes = echoes
 	return a
 }
+
+// assigned are the properties Phabricator sets.
+var assigned = append(slices.Clone(derived), "id", "author", "revision")
 
 // editResult is differential.revision.edit's answer.
 type editResult struct {
