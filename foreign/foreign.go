@@ -764,6 +764,9 @@ func (f *Foreign) related(ctx context.Context, objs []Related) ([]Related, error
 		if errors.Is(err, replica.ErrNotFound) {
 			cctx := replica.WithCreator(ctx, f.o.Creator)
 			_, err = f.local.R.Commit(cctx, replica.Edit{Type: rel.Ref.Type, Record: rel.Ref.Record, Op: replica.Create, Set: rel.Props})
+			if errors.Is(err, replica.ErrConflict) {
+				err = nil // another op, in parallel, made it first
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("recording %s of %s: %w", rel.Ref, f.gw.URL(), err)

@@ -2,6 +2,7 @@ package foreign
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/prophet-sync/prophet/changeset"
@@ -36,14 +37,20 @@ func Later(err error, refused bool) error {
 }
 
 // Answered is the Applied of a write whose answer, props, is the remote
-// object as it now is (a snapshot gateway's): its snapshot; and the
-// values the record takes from it, all of them for a create, else those
-// the op wrote and those named in assigned (derived ones, IDs).
-func Answered(key string, props map[string]string, op *Op, assigned []string) Applied {
-	a := Applied{Remote: key, Snapshot: props, Report: map[string]string{}}
+// object as it now is (a snapshot gateway's). The record takes from it all
+// of it for a create, else what the op wrote and the properties named in
+// assigned (derived ones, IDs). The snapshot is the one before (prev)
+// with those values: what else the remote changed since the last pull is
+// not in the record, so the next pull must still see it as a change.
+func Answered(key string, props map[string]string, op *Op, assigned []string, prev map[string]string) Applied {
+	a := Applied{Remote: key, Snapshot: maps.Clone(prev), Report: map[string]string{}}
+	if a.Snapshot == nil {
+		a.Snapshot = map[string]string{}
+	}
 	for k, v := range props {
 		if op.Create || slices.Contains(op.Props, k) || slices.Contains(assigned, k) {
 			a.Report[k] = v
+			a.Snapshot[k] = v
 		}
 	}
 	return a

@@ -51,8 +51,12 @@ func definite(err error) bool {
 // stays queued for the next push.
 func transient(err error) error { return foreign.Later(err, definite(err)) }
 
-func (g *Gateway) applied(key string, ref foreign.Ref, props map[string]string, op *foreign.Op) foreign.Applied {
-	return foreign.Answered(key, props, op, assigned)
+func (g *Gateway) applied(st *foreign.State, key string, props map[string]string, op *foreign.Op) (foreign.Applied, error) {
+	prev, err := st.Snapshot(key)
+	if err != nil {
+		return foreign.Applied{}, err
+	}
+	return foreign.Answered(key, props, op, assigned, prev), nil
 }
 
 // assigned are the properties GitHub sets.
@@ -90,7 +94,7 @@ func (g *Gateway) applyIssue(ctx context.Context, st *foreign.State, op *foreign
 			return foreign.Applied{}, transient(err)
 		}
 		if !found {
-			return g.createIssue(ctx, op, rec)
+			return g.createIssue(ctx, st, op, rec)
 		}
 		key = g.issueKey(n)
 	}
@@ -163,7 +167,7 @@ func issueRequest(rec *replica.Record, props []string, id uuid.UUID) *gh.IssueRe
 	return req
 }
 
-func (g *Gateway) createIssue(ctx context.Context, op *foreign.Op, rec *replica.Record) (foreign.Applied, error) {
+func (g *Gateway) createIssue(ctx context.Context, st *foreign.State, op *foreign.Op, rec *replica.Record) (foreign.Applied, error) {
 	req := issueRequest(rec, []string{"title", "body", "labels", "assignees"}, op.Ref.Record)
 	if req.Body == nil {
 		req.Body = gh.Ptr(marker(op.Ref.Record))
@@ -188,7 +192,7 @@ func (g *Gateway) createIssue(ctx context.Context, op *foreign.Op, rec *replica.
 		}
 	}
 	props, _ := issueProps(is)
-	return g.applied(g.issueKey(is.GetNumber()), op.Ref, props, op), nil
+	return g.applied(st, g.issueKey(is.GetNumber()), props, op)
 }
 
 func (g *Gateway) updateIssue(ctx context.Context, st *foreign.State, op *foreign.Op, rec *replica.Record, key string) (foreign.Applied, error) {
@@ -226,7 +230,7 @@ func (g *Gateway) updateIssue(ctx context.Context, st *foreign.State, op *foreig
 		}
 		cur, _ = issueProps(is)
 	}
-	return g.applied(key, op.Ref, cur, op), nil
+	return g.applied(st, key, cur, op)
 }
 
 func (g *Gateway) applyComment(ctx context.Context, st *foreign.State, op *foreign.Op, rec *replica.Record) (foreign.Applied, error) {
@@ -276,7 +280,7 @@ func (g *Gateway) applyComment(ctx context.Context, st *foreign.State, op *forei
 		props["issue"] = iu.String()
 		opc := *op
 		opc.Create = true
-		return g.applied(g.commentKey(c.GetID()), op.Ref, props, &opc), nil
+		return g.applied(st, g.commentKey(c.GetID()), props, &opc)
 	}
 	id, _ := strconv.ParseInt(strings.TrimPrefix(key, "comment/"), 10, 64)
 	c, _, err := g.c.Issues.GetComment(ctx, g.owner, g.repo, id)
@@ -299,7 +303,7 @@ func (g *Gateway) applyComment(ctx context.Context, st *foreign.State, op *forei
 		cur, _ = commentProps(c)
 		cur["issue"] = iu.String()
 	}
-	return g.applied(key, op.Ref, cur, op), nil
+	return g.applied(st, key, cur, op)
 }
 
 // findComment looks among issue n's comments for the one carrying

@@ -193,3 +193,26 @@ func TestPushWithoutPullNoDuplicate(t *testing.T) {
 		t.Fatalf("GitHub's title %q", got)
 	}
 }
+
+// A remote change made between the last pull and a push (labels set on
+// GitHub) is not swallowed by the push's answer: the next pull brings it.
+func TestPushKeepsRemoteChanges(t *testing.T) {
+	r := newFakeRemote(t)
+	key := r.Create(t, "one")
+	g := foreigntest.Open(t, t.TempDir()+"/g", r.Gateway(t, nil))
+	foreigntest.Pull(t, g.F, nil)
+	ref := foreigntest.RecordOf(t, g.F, key)
+	if err := r.srv.EditIssue(r.owner, r.repo, r.number(t, key), func(is *githubfake.Issue) { is.Labels = []string{"bug"} }); err != nil {
+		t.Fatal(err)
+	}
+	g.Set(t, ref, map[string]string{"title": "retitled here"})
+	foreigntest.Push(t, g.F)
+	foreigntest.Pull(t, g.F, nil)
+	if rec := g.Get(t, ref); rec.Get("labels") != "bug" || rec.Get("title") != "retitled here" {
+		t.Fatalf("record after the pull: labels %q title %q", rec.Get("labels"), rec.Get("title"))
+	}
+	if rep := foreigntest.Pull(t, g.F, nil); rep.Integrated != 0 {
+		t.Fatalf("a second pull integrated %d", rep.Integrated)
+	}
+	g.Verify(t)
+}

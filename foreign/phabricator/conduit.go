@@ -130,7 +130,7 @@ func (c *Client) Call(ctx context.Context, method string, params map[string]any,
 	c.mu.Unlock()
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("phabricator: cannot reach Phabricator at %s (%w): check the address, and that the server runs; nothing was lost, run the command again", c.base, err)
+		return fmt.Errorf("phabricator: cannot reach Phabricator at %s (%w): check the address, and that the server runs; nothing here was lost (a write whose answer was lost is looked for by the next push), run the command again", c.base, err)
 	}
 	defer resp.Body.Close()
 	if d, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
@@ -141,6 +141,9 @@ func (c *Client) Call(ctx context.Context, method string, params map[string]any,
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return fmt.Errorf("phabricator: %s: reading the answer: %w", method, err)
+	}
+	if resp.StatusCode >= 500 {
+		return fmt.Errorf("phabricator: %s: %s answered %s: the server is down or overloaded; try again later (nothing here was lost)", method, c.base, resp.Status)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("phabricator: %s: %s answered %s, not Conduit's 200 (is %s a Phabricator?)", method, c.base, resp.Status, c.base)

@@ -13,7 +13,10 @@
 //     created, updated;
 //   - "comment": revision (its record's UUID), body, action (the
 //     transaction's type when a comment came with an action: "accept"),
-//     author, created, updated; an edited comment updates its record;
+//     author, created, updated; an edited comment updates its record
+//     (one among its revision's newest hundred transactions, read when the
+//     revision next changes: Conduit tells no edit times otherwise, and
+//     Phorge does not move a revision's dateModified for one);
 //   - "transaction": the revision's other history: revision, kind, author,
 //     created, detail (the transaction's fields, as JSON);
 //   - "user" (username, realname) and "project" (name, slug), for the
@@ -37,12 +40,14 @@
 // compares what it lists with the gateway's snapshot (foreign.Snapshots).
 //
 // Push creates revisions (from a record's patch, through
-// differential.createrawdiff), edits their title, summary and test plan,
-// and posts comments, all through differential.revision.edit. The
-// summary or comment it writes ends with a marker line naming the record,
-// by which a retry after a lost answer, or another gateway replica, finds
-// it; the transactions the edit made are kept as echoes, which a pull
-// passes over.
+// differential.createrawdiff), edits their title, summary, test plan and
+// patch (a new diff), and posts comments, all through
+// differential.revision.edit. A new revision's summary, and a comment,
+// end with a marker line naming the record, by which a retry after a lost
+// answer, or another gateway replica, finds it; an edit first marks its op
+// with the revision's newest transaction, so that a retry finds its
+// earlier try's transactions past it. The transactions an edit made are
+// kept as echoes, which a pull passes over.
 package phabricator
 
 import (
@@ -121,8 +126,9 @@ type Gateway struct {
 	clock  func() time.Time
 
 	mu     sync.Mutex
-	viewer *user    // the token's user, once asked
-	first  *refresh // Latest's refresh, for Changes
+	first  map[*foreign.State]*refresh // Latest's refresh, for Changes
+	vmu    sync.Mutex
+	viewer *user // the token's user, once asked
 }
 
 // ParseAddress splits phab:URL[?responsible=...] into the canonical
@@ -219,8 +225,8 @@ var markers = foreign.NewMarker("[prophet-record: ", "]")
 
 // whoami is the token's user, asked once.
 func (g *Gateway) whoami(ctx context.Context) (*user, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	g.vmu.Lock()
+	defer g.vmu.Unlock()
 	if g.viewer != nil {
 		return g.viewer, nil
 	}

@@ -291,7 +291,10 @@ func (g *Gateway) Latest(ctx context.Context, st *foreign.State) (uint64, error)
 		return 0, err
 	}
 	g.mu.Lock()
-	g.first = r
+	if g.first == nil {
+		g.first = map[*foreign.State]*refresh{}
+	}
+	g.first[st] = r
 	g.mu.Unlock()
 	changed := false
 	for i, q := range r.queries {
@@ -374,8 +377,8 @@ func (g *Gateway) Changes(ctx context.Context, st *foreign.State, after uint64, 
 		return err
 	}
 	g.mu.Lock()
-	r := g.first
-	g.first = nil
+	r := g.first[st]
+	delete(g.first, st)
 	g.mu.Unlock()
 	if r == nil {
 		if r, err = g.refresh(ctx, st); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,12 +51,22 @@ func definite(err error) bool {
 // the op stays queued for the next push.
 func transient(err error) error { return foreign.Later(err, definite(err)) }
 
-// applied is what a write did: the object as it is now is the snapshot;
-// the record takes what Phabricator assigned.
-func applied(key string, props map[string]string, op *foreign.Op, echoes []string) foreign.Applied {
-	a := foreign.Answered(key, props, op, assigned)
+// applied is what a write did: the record takes what the op wrote and
+// what Phabricator assigns; the snapshot (foreign.Answered) leaves any
+// other remote change since the last pull for the next pull to bring. A
+// revision's snapshot then keeps its former updated, or the pull would
+// take the revision as synced by its dateModified.
+func applied(st *foreign.State, key string, props map[string]string, op *foreign.Op, echoes []string, isRevision bool) (foreign.Applied, error) {
+	prev, err := st.Snapshot(key)
+	if err != nil {
+		return foreign.Applied{}, err
+	}
+	a := foreign.Answered(key, props, op, assigned, prev)
+	if isRevision && !maps.Equal(a.Snapshot, props) {
+		a.Snapshot["updated"] = prev["updated"]
+	}
 	a.Echoes = echoes
-	return a
+	return a, nil
 }
 
 // assigned are the properties Phabricator sets.
@@ -80,6 +91,10 @@ func (r editResult) phids() []string {
 	return out
 }
 
+// conduitType is the differential.revision.edit transaction type that
+// writes a revision property.
+var conduitType = map[string]string{"title": "title", "summary": "summary", "testplan": "testPlan", "patch": "update"}
+
 func (g *Gateway) applyRevision(ctx context.Context, st *foreign.State, op *foreign.Op, rec *replica.Record) (foreign.Applied, error) {
 	key, known, err := st.Remote(op.Ref)
 	if err != nil {
@@ -92,23 +107,19 @@ func (g *Gateway) applyRevision(ctx context.Context, st *foreign.State, op *fore
 		return foreign.Applied{}, nil
 	}
 	if !known {
-		// A record of a revision here (pulled by another gateway
-		// replica): its uri names it, and its name or marker confirms it.
-		if id, ok := strings.CutPrefix(rec.Get("uri"), g.base+"D"); ok {
-			rev, found, err := g.revisionBy(ctx, "ids", id)
-			if err != nil {
-				return foreign.Applied{}, transient(err)
-			}
-			if _, m := markers.Split(rev.Fields.Summary); found && (g.objectUUID(rev.PHID) == op.Ref.Record || m == op.Ref.Record) {
-				return g.updateRevision(ctx, st, op, rec, rev)
-			}
+		rev, found, err := g.byURI(ctx, op.Ref, rec)
+		if err != nil {
+			return foreign.Applied{}, transient(err)
+		}
+		if found {
+			return g.updateRevision(ctx, st, op, rec, rev)
 		}
 		if !op.Create {
 			return foreign.Applied{}, fmt.Errorf("%w: %s is not on Phabricator as far as this replica knows: pull first", foreign.ErrLater, op.Ref)
 		}
 		// Made here: on Phabricator already if a try of ours lost its
 		// answer, or another gateway replica pushed it first.
-		rev, found, err := g.findRevision(ctx, op.Ref.Record, rec.Created)
+		rev, found, err = g.findRevision(ctx, op.Ref.Record, rec.Created)
 		if err != nil {
 			return foreign.Applied{}, transient(err)
 		}
@@ -125,6 +136,22 @@ func (g *Gateway) applyRevision(ctx context.Context, st *foreign.State, op *fore
 		return foreign.Applied{}, fmt.Errorf("%w: revision %s is gone from Phabricator, or the token cannot see it", foreign.ErrDisabled, key)
 	}
 	return g.updateRevision(ctx, st, op, rec, rev)
+}
+
+// byURI finds the revision a record of a revision pulled by another
+// gateway replica is: its uri names it, and its PHID's name or its marker
+// confirms it.
+func (g *Gateway) byURI(ctx context.Context, ref foreign.Ref, rec *replica.Record) (revision, bool, error) {
+	id, ok := strings.CutPrefix(rec.Get("uri"), g.base+"D")
+	if !ok {
+		return revision{}, false, nil
+	}
+	rev, found, err := g.revisionBy(ctx, "ids", id)
+	if err != nil || !found {
+		return revision{}, false, err
+	}
+	_, m := markers.Split(rev.Fields.Summary)
+	return rev, g.objectUUID(rev.PHID) == ref.Record || m == ref.Record, nil
 }
 
 // revisionBy reads one revision by a constraint ("ids" or "phids").
@@ -152,17 +179,14 @@ func jsonAttachments() map[string]bool {
 }
 
 // findRevision looks for the revision whose summary carries record's
-// marker, among those the token's user made since the record was (less
-// ten minutes for clocks).
+// marker, among those made since the record was (less an hour, for
+// clocks): whoever made it (a try of ours, another gateway replica with
+// its own token), it is the record's.
 func (g *Gateway) findRevision(ctx context.Context, record uuid.UUID, made time.Time) (revision, bool, error) {
-	me, err := g.whoami(ctx)
-	if err != nil {
-		return revision{}, false, err
-	}
 	var out revision
 	found := false
-	err = Search(ctx, g.c, "differential.revision.search", map[string]any{
-		"constraints": map[string]any{"authorPHIDs": []string{me.PHID}, "createdStart": made.Add(-10 * time.Minute).Unix()},
+	err := Search(ctx, g.c, "differential.revision.search", map[string]any{
+		"constraints": map[string]any{"createdStart": made.Add(-time.Hour).Unix()},
 		"attachments": jsonAttachments(),
 	}, func(r revision) error {
 		if _, m := markers.Split(r.Fields.Summary); m == record && !found {
@@ -175,9 +199,6 @@ func (g *Gateway) findRevision(ctx context.Context, record uuid.UUID, made time.
 
 // rawDiff uploads a patch as a new diff.
 func (g *Gateway) rawDiff(ctx context.Context, patch string) (string, error) {
-	if strings.TrimSpace(patch) == "" {
-		return "", errors.New("phabricator: a revision needs a patch (its raw diff, in the patch property) to go to Phabricator")
-	}
 	var d struct {
 		PHID string `json:"phid"`
 	}
@@ -188,12 +209,15 @@ func (g *Gateway) rawDiff(ctx context.Context, patch string) (string, error) {
 }
 
 func (g *Gateway) createRevision(ctx context.Context, st *foreign.State, op *foreign.Op, rec *replica.Record) (foreign.Applied, error) {
+	if rec.Get("title") == "" {
+		return foreign.Applied{}, errors.New("phabricator: a revision needs a title to go to Phabricator")
+	}
+	if strings.TrimSpace(rec.Get("patch")) == "" {
+		return foreign.Applied{}, errors.New("phabricator: a revision needs a patch (its raw diff, in the patch property) to go to Phabricator")
+	}
 	d, err := g.rawDiff(ctx, rec.Get("patch"))
 	if err != nil {
 		return foreign.Applied{}, err
-	}
-	if rec.Get("title") == "" {
-		return foreign.Applied{}, errors.New("phabricator: a revision needs a title to go to Phabricator")
 	}
 	xs := []map[string]any{
 		{"type": "update", "value": d},
@@ -222,68 +246,16 @@ func (g *Gateway) createRevision(ctx context.Context, st *foreign.State, op *for
 	return g.settle(ctx, st, op, rev, res.phids())
 }
 
-func (g *Gateway) updateRevision(ctx context.Context, st *foreign.State, op *foreign.Op, rec *replica.Record, rev revision) (foreign.Applied, error) {
-	prev, err := st.Snapshot(rev.PHID)
-	if err != nil {
-		return foreign.Applied{}, err
-	}
-	cur := map[string]string{"title": rev.Fields.Title, "testplan": rev.Fields.TestPlan}
-	cur["summary"], _ = markers.Split(rev.Fields.Summary)
-	var xs []map[string]any
-	for _, p := range op.Props {
-		if p == "patch" {
-			if prev != nil && rec.Get("patch") != prev["patch"] {
-				d, err := g.rawDiff(ctx, rec.Get("patch"))
-				if err != nil {
-					return foreign.Applied{}, err
-				}
-				xs = append(xs, map[string]any{"type": "update", "value": d})
-			}
-			continue
-		}
-		if rec.Get(p) == cur[p] {
-			continue
-		}
-		if prev != nil && prev[p] != cur[p] {
-			return foreign.Applied{}, fmt.Errorf("%w: Phabricator's %s of D%d changed since the last pull: pull first, to settle it", foreign.ErrLater, p, rev.ID)
-		}
-		v := rec.Get(p)
-		typ := p
-		switch p {
-		case "summary":
-			v = markers.Append(v, op.Ref.Record)
-		case "testplan":
-			typ = "testPlan"
-		}
-		xs = append(xs, map[string]any{"type": typ, "value": v})
-	}
-	if len(xs) == 0 {
-		return g.settle(ctx, st, op, rev, nil)
-	}
-	var res editResult
-	if err := g.c.Call(ctx, "differential.revision.edit", map[string]any{"objectIdentifier": rev.PHID, "transactions": xs}, &res); err != nil {
-		return foreign.Applied{}, transient(err)
-	}
-	now, found, err := g.revisionBy(ctx, "phids", rev.PHID)
-	if err != nil || !found {
-		return foreign.Applied{}, transient(fmt.Errorf("reading back D%d: %v", rev.ID, err))
-	}
-	return g.settle(ctx, st, op, now, res.phids())
-}
-
 // found settles a revision made for the record by a try whose answer was
-// lost, or by another gateway replica: the token's user's transactions on
-// it, but for comments, are that making, and echoes.
+// lost, or by another gateway replica: the transactions made with it (in
+// the minute it was created, by its author), but for comments, are that
+// making, and echoes.
 func (g *Gateway) found(ctx context.Context, st *foreign.State, op *foreign.Op, rev revision) (foreign.Applied, error) {
-	me, err := g.whoami(ctx)
-	if err != nil {
-		return foreign.Applied{}, transient(err)
-	}
 	var echoes []string
-	err = Search(ctx, g.c, "transaction.search", map[string]any{
-		"objectIdentifier": rev.PHID, "constraints": map[string]any{"authorPHIDs": []string{me.PHID}},
+	err := Search(ctx, g.c, "transaction.search", map[string]any{
+		"objectIdentifier": rev.PHID, "constraints": map[string]any{"authorPHIDs": []string{rev.Fields.AuthorPHID}},
 	}, func(x xact) error {
-		if len(x.Comments) == 0 {
+		if len(x.Comments) == 0 && x.DateCreated <= rev.Fields.DateCreated+60 {
 			echoes = append(echoes, x.PHID)
 		}
 		return nil
@@ -294,9 +266,159 @@ func (g *Gateway) found(ctx context.Context, st *foreign.State, op *foreign.Op, 
 	return g.settle(ctx, st, op, rev, echoes)
 }
 
+// mine lists the transactions the token's user made on a revision after
+// transaction ID after (newest first): an earlier try's, whose answer was
+// lost. It returns their PHIDs (but comments') and the kinds written.
+func (g *Gateway) mine(ctx context.Context, revPHID string, after int) ([]string, map[string]bool, error) {
+	me, err := g.whoami(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var phids []string
+	kinds := map[string]bool{}
+	params := map[string]any{"objectIdentifier": revPHID, "constraints": map[string]any{"authorPHIDs": []string{me.PHID}}, "limit": 100}
+	for {
+		var pg Page[xact]
+		if err := g.c.Call(ctx, "transaction.search", params, &pg); err != nil {
+			return nil, nil, err
+		}
+		for _, x := range pg.Data {
+			if x.ID <= after {
+				return phids, kinds, nil
+			}
+			if len(x.Comments) == 0 && x.Type != nil {
+				phids = append(phids, x.PHID)
+				kinds[*x.Type] = true
+			}
+		}
+		if pg.Cursor.After == nil || *pg.Cursor.After == "" || len(pg.Data) == 0 {
+			return phids, kinds, nil
+		}
+		params["after"] = *pg.Cursor.After
+	}
+}
+
+// newest is the ID of a revision's newest transaction.
+func (g *Gateway) newest(ctx context.Context, revPHID string) (int, error) {
+	var pg Page[xact]
+	if err := g.c.Call(ctx, "transaction.search", map[string]any{"objectIdentifier": revPHID, "limit": 1}, &pg); err != nil || len(pg.Data) == 0 {
+		return 0, err
+	}
+	return pg.Data[0].ID, nil
+}
+
+// currentPatch is the raw diff of the revision's current diff: the
+// snapshot's when it is the diff the last pull fetched, else asked.
+func (g *Gateway) currentPatch(ctx context.Context, rev revision, rs revState, prev map[string]string) (string, error) {
+	if prev != nil && rs.Diff == rev.Fields.DiffPHID {
+		return prev["patch"], nil
+	}
+	var pg Page[diff]
+	if err := g.c.Call(ctx, "differential.diff.search", map[string]any{"constraints": map[string]any{"phids": []string{rev.Fields.DiffPHID}}}, &pg); err != nil || len(pg.Data) == 0 {
+		return "", err
+	}
+	var raw string
+	err := g.c.Call(ctx, "differential.getrawdiff", map[string]any{"diffID": pg.Data[0].ID}, &raw)
+	return raw, err
+}
+
+// updateRevision writes the op's properties that differ from the
+// revision's. Before writing it marks the op with the revision's newest
+// transaction: a retry after a lost answer finds its earlier try's
+// transactions past the mark (what they wrote is not written again, and
+// they are echoes).
+func (g *Gateway) updateRevision(ctx context.Context, st *foreign.State, op *foreign.Op, rec *replica.Record, rev revision) (foreign.Applied, error) {
+	prev, err := st.Snapshot(rev.PHID)
+	if err != nil {
+		return foreign.Applied{}, err
+	}
+	rs, err := loadRevState(st, rev.PHID)
+	if err != nil {
+		return foreign.Applied{}, err
+	}
+	var echoes []string
+	done := map[string]bool{}
+	if op.Mark != "" {
+		after, _ := strconv.Atoi(op.Mark)
+		if echoes, done, err = g.mine(ctx, rev.PHID, after); err != nil {
+			return foreign.Applied{}, transient(err)
+		}
+	}
+	summary, marker := markers.Split(rev.Fields.Summary)
+	cur := map[string]string{"title": rev.Fields.Title, "testplan": rev.Fields.TestPlan, "summary": summary}
+	var xs []map[string]any
+	patch := false
+	for _, p := range op.Props {
+		typ := conduitType[p]
+		if typ == "" || done[typ] {
+			continue
+		}
+		if p == "patch" {
+			now, err := g.currentPatch(ctx, rev, rs, prev)
+			if err != nil {
+				return foreign.Applied{}, transient(err)
+			}
+			if rec.Get("patch") == now {
+				continue
+			}
+			if rs.Diff != "" && rs.Diff != rev.Fields.DiffPHID {
+				return foreign.Applied{}, fmt.Errorf("%w: D%d has a new diff on Phabricator since the last pull: pull first, to settle it", foreign.ErrLater, rev.ID)
+			}
+			if strings.TrimSpace(rec.Get("patch")) == "" {
+				return foreign.Applied{}, fmt.Errorf("phabricator: D%d: an empty patch cannot replace its diff", rev.ID)
+			}
+			patch = true
+			continue
+		}
+		if rec.Get(p) == cur[p] {
+			continue
+		}
+		if prev != nil && prev[p] != cur[p] {
+			return foreign.Applied{}, fmt.Errorf("%w: Phabricator's %s of D%d changed since the last pull: pull first, to settle it", foreign.ErrLater, p, rev.ID)
+		}
+		v := rec.Get(p)
+		if p == "summary" && marker != uuid.Nil {
+			v = markers.Append(v, marker) // a revision a push made keeps its marker
+		}
+		xs = append(xs, map[string]any{"type": typ, "value": v})
+	}
+	written := *op
+	if done["update"] || patch {
+		written.Props = append(slices.Clone(op.Props), "diff", "commit")
+	}
+	if len(xs) == 0 && !patch {
+		return g.settle(ctx, st, &written, rev, echoes)
+	}
+	if op.Mark == "" {
+		n, err := g.newest(ctx, rev.PHID)
+		if err != nil {
+			return foreign.Applied{}, transient(err)
+		}
+		if err := st.SetMark(op, strconv.Itoa(n)); err != nil {
+			return foreign.Applied{}, err
+		}
+	}
+	if patch {
+		d, err := g.rawDiff(ctx, rec.Get("patch"))
+		if err != nil {
+			return foreign.Applied{}, err
+		}
+		xs = append([]map[string]any{{"type": "update", "value": d}}, xs...)
+	}
+	var res editResult
+	if err := g.c.Call(ctx, "differential.revision.edit", map[string]any{"objectIdentifier": rev.PHID, "transactions": xs}, &res); err != nil {
+		return foreign.Applied{}, transient(err)
+	}
+	now, found, err := g.revisionBy(ctx, "phids", rev.PHID)
+	if err != nil || !found {
+		return foreign.Applied{}, transient(fmt.Errorf("reading back D%d: %v", rev.ID, err))
+	}
+	return g.settle(ctx, st, &written, now, append(echoes, res.phids()...))
+}
+
 // settle makes the Applied of a revision as Phabricator now has it: its
 // properties, named as a pull names them (the diff's from the last pull,
-// or fetched when it changed).
+// or fetched when it changed), and the users and projects it names.
 func (g *Gateway) settle(ctx context.Context, st *foreign.State, op *foreign.Op, rev revision, echoes []string) (foreign.Applied, error) {
 	p, err := g.translator(st)
 	if err != nil {
@@ -320,7 +442,10 @@ func (g *Gateway) settle(ctx context.Context, st *foreign.State, op *foreign.Op,
 	if t.diff != nil {
 		t.setDiff(props)
 	}
-	a := applied(rev.PHID, props, op, echoes)
+	a, err := applied(st, rev.PHID, props, op, echoes, true)
+	if err != nil {
+		return foreign.Applied{}, err
+	}
 	a.Related = *p.related
 	return a, nil
 }
@@ -348,15 +473,28 @@ func (g *Gateway) applyComment(ctx context.Context, st *foreign.State, op *forei
 		return foreign.Applied{}, nil
 	}
 	if known || !op.Create {
-		return foreign.Applied{}, fmt.Errorf("phabricator: editing a comment (%s) is not synced: Conduit cannot; edit it in Phabricator's web UI", key)
+		return foreign.Applied{}, fmt.Errorf("phabricator: editing a comment (%s) is not synced: Conduit cannot; edit it in Phabricator's web UI", op.Ref.Record)
 	}
 	ru, err := uuid.Parse(rec.Get("revision"))
 	if err != nil {
 		return foreign.Applied{}, fmt.Errorf("phabricator: comment %s has no valid revision property (%q)", op.Ref.Record, rec.Get("revision"))
 	}
-	rkey, rknown, err := st.Remote(foreign.Ref{Type: RevisionType, Record: ru})
+	rref := foreign.Ref{Type: RevisionType, Record: ru}
+	rkey, rknown, err := st.Remote(rref)
 	if err != nil {
 		return foreign.Applied{}, err
+	}
+	if !rknown {
+		// A revision another gateway replica pulled: its uri says which.
+		if v := st.View(); v != nil {
+			if rrec, err := v.Record(rref); err == nil && rrec != nil {
+				rev, found, err := g.byURI(ctx, rref, rrec)
+				if err != nil {
+					return foreign.Applied{}, transient(err)
+				}
+				rkey, rknown = rev.PHID, found
+			}
+		}
 	}
 	if !rknown {
 		return foreign.Applied{}, fmt.Errorf("%w: its revision %s is not on Phabricator yet", foreign.ErrLater, ru)
@@ -389,23 +527,20 @@ func (g *Gateway) applyComment(ctx context.Context, st *foreign.State, op *forei
 	props, _ := p.commentProps(x, ru.String())
 	opc := *op
 	opc.Create = true
-	a := applied(x.PHID, props, &opc, nil)
+	a, err := applied(st, x.PHID, props, &opc, nil, false)
+	if err != nil {
+		return foreign.Applied{}, err
+	}
 	a.Related = *p.related
 	return a, nil
 }
 
-// findComment looks among a revision's transactions by the token's user
-// for the comment carrying record's marker.
+// findComment looks among a revision's transactions for the comment
+// carrying record's marker (whoever posted it).
 func (g *Gateway) findComment(ctx context.Context, revPHID string, record uuid.UUID) (xact, bool, error) {
-	me, err := g.whoami(ctx)
-	if err != nil {
-		return xact{}, false, err
-	}
 	var out xact
 	found := false
-	err = Search(ctx, g.c, "transaction.search", map[string]any{
-		"objectIdentifier": revPHID, "constraints": map[string]any{"authorPHIDs": []string{me.PHID}},
-	}, func(x xact) error {
+	err := Search(ctx, g.c, "transaction.search", map[string]any{"objectIdentifier": revPHID}, func(x xact) error {
 		if len(x.Comments) > 0 && !found {
 			if _, m := markers.Split(x.Comments[0].Content.Raw); m == record {
 				out, found = x, true
