@@ -80,7 +80,7 @@ const (
 
 var (
 	revisionWritable = []string{"summary", "testplan", "title"}
-	revisionOutbound = append(slices.Clone(revisionWritable), "patch") // a new patch is a new diff
+	revisionOutbound = append(slices.Clone(revisionWritable), "patch", "status") // a new patch is a new diff; a status, a review action
 	commentOutbound  = []string{"body"}
 	derived          = []string{"created", "updated", "uri"}
 )

@@ -419,3 +419,21 @@ func TestParseAddress(t *testing.T) {
 		}
 	}
 }
+
+// A diff too big to carry in a changeset is left on Phabricator: the
+// record says so, and the sync goes on.
+func TestHugePatchOmitted(t *testing.T) {
+	r := newFakeRemote(t)
+	rev := r.revision(t, "huge")
+	big := testPatch + strings.Repeat("+x\n", MaxPatch/3+1)
+	if _, err := r.srv.UpdateDiffPatch(rev.PHID, r.alice.PHID, "vendored everything", big); err != nil {
+		t.Fatal(err)
+	}
+	g, _ := open(t, r, Config{})
+	foreigntest.Pull(t, g.F, nil)
+	rec := g.Get(t, foreigntest.RecordOf(t, g.F, rev.PHID))
+	if rec.Get("patch") != "" || !strings.Contains(rec.Get("patch-omitted"), fmt.Sprint(len(big), " bytes")) || rec.Get("commit") != "vendored everything" {
+		t.Fatalf("record of a huge diff: patch %d bytes, patch-omitted %q, commit %q", len(rec.Get("patch")), rec.Get("patch-omitted"), rec.Get("commit"))
+	}
+	g.Verify(t)
+}

@@ -703,6 +703,11 @@ func (p *puller) revision(t *pending) error {
 	return p.Object(RevisionType, t.rev.PHID, props, marker, time.Unix(t.rev.Fields.DateModified, 0), writeState, p.emit)
 }
 
+// MaxPatch is the largest raw diff a revision record keeps: a bigger one
+// would make changesets too big to carry (changeset.MaxEncodedSize), and
+// is left on Phabricator (patch-omitted says how big it is).
+const MaxPatch = 1 << 20
+
 // setDiff sets the properties of the diff fetched.
 func (t *pending) setDiff(props map[string]string) {
 	props["diff"] = strconv.Itoa(t.diff.ID)
@@ -710,7 +715,10 @@ func (t *pending) setDiff(props map[string]string) {
 	if c := t.diff.Attachments.Commits.Commits; len(c) > 0 {
 		props["commit"] = c[0].Message
 	}
-	props["patch"] = t.patch
+	props["patch"], props["patch-omitted"] = t.patch, ""
+	if len(t.patch) > MaxPatch {
+		props["patch"], props["patch-omitted"] = "", fmt.Sprintf("%d bytes, more than the %d kept: see the uri", len(t.patch), MaxPatch)
+	}
 }
 
 // revisionProps is a revision's record properties; the diff's come from
@@ -740,22 +748,23 @@ func (p *puller) revisionProps(rev revision, snap map[string]string) map[string]
 		repo = *f.RepositoryPHID
 	}
 	return map[string]string{
-		"id":          "D" + strconv.Itoa(rev.ID),
-		"title":       f.Title,
-		"summary":     summary,
-		"testplan":    f.TestPlan,
-		"status":      f.Status.Value,
-		"author":      p.name(f.AuthorPHID),
-		"reviewers":   joinSet(reviewers),
-		"subscribers": joinSet(subscribers),
-		"projects":    joinSet(projects),
-		"repository":  repo,
-		"diff":        snap["diff"],
-		"commit":      snap["commit"],
-		"patch":       snap["patch"],
-		"uri":         p.g.base + "D" + strconv.Itoa(rev.ID),
-		"created":     stamp(f.DateCreated),
-		"updated":     stamp(f.DateModified),
+		"id":            "D" + strconv.Itoa(rev.ID),
+		"title":         f.Title,
+		"summary":       summary,
+		"testplan":      f.TestPlan,
+		"status":        f.Status.Value,
+		"author":        p.name(f.AuthorPHID),
+		"reviewers":     joinSet(reviewers),
+		"subscribers":   joinSet(subscribers),
+		"projects":      joinSet(projects),
+		"repository":    repo,
+		"diff":          snap["diff"],
+		"commit":        snap["commit"],
+		"patch":         snap["patch"],
+		"patch-omitted": snap["patch-omitted"],
+		"uri":           p.g.base + "D" + strconv.Itoa(rev.ID),
+		"created":       stamp(f.DateCreated),
+		"updated":       stamp(f.DateModified),
 	}
 }
 

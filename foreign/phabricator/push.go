@@ -92,8 +92,31 @@ func (r editResult) phids() []string {
 }
 
 // conduitType is the differential.revision.edit transaction type that
-// writes a revision property.
-var conduitType = map[string]string{"title": "title", "summary": "summary", "testplan": "testPlan", "patch": "update"}
+// writes a revision property (a status: its review action, actionFor).
+var conduitType = map[string]string{"title": "title", "summary": "summary", "testplan": "testPlan", "patch": "update", "status": "status"}
+
+// actionFor is the review action that takes a revision from status cur to
+// want.
+func actionFor(cur, want string) (string, error) {
+	switch want {
+	case "accepted":
+		return "accept", nil
+	case "needs-revision":
+		return "reject", nil
+	case "changes-planned":
+		return "plan-changes", nil
+	case "abandoned":
+		return "abandon", nil
+	case "published":
+		return "close", nil
+	case "needs-review":
+		if cur == "abandoned" {
+			return "reclaim", nil
+		}
+		return "request-review", nil
+	}
+	return "", fmt.Errorf("phabricator: no review action sets a revision's status to %q: use accepted, needs-revision (reject), needs-review, changes-planned, abandoned or published (close)", want)
+}
 
 func (g *Gateway) applyRevision(ctx context.Context, st *foreign.State, op *foreign.Op, rec *replica.Record) (foreign.Applied, error) {
 	key, known, err := st.Remote(op.Ref)
@@ -345,7 +368,7 @@ func (g *Gateway) updateRevision(ctx context.Context, st *foreign.State, op *for
 		}
 	}
 	summary, marker := markers.Split(rev.Fields.Summary)
-	cur := map[string]string{"title": rev.Fields.Title, "testplan": rev.Fields.TestPlan, "summary": summary}
+	cur := map[string]string{"title": rev.Fields.Title, "testplan": rev.Fields.TestPlan, "summary": summary, "status": rev.Fields.Status.Value}
 	var xs []map[string]any
 	patch := false
 	for _, p := range op.Props {
@@ -375,6 +398,16 @@ func (g *Gateway) updateRevision(ctx context.Context, st *foreign.State, op *for
 		}
 		if prev != nil && prev[p] != cur[p] {
 			return foreign.Applied{}, fmt.Errorf("%w: Phabricator's %s of D%d changed since the last pull: pull first, to settle it", foreign.ErrLater, p, rev.ID)
+		}
+		if p == "status" {
+			action, err := actionFor(cur[p], rec.Get(p))
+			if err != nil {
+				return foreign.Applied{}, err
+			}
+			if !done[action] {
+				xs = append(xs, map[string]any{"type": action, "value": true})
+			}
+			continue
 		}
 		v := rec.Get(p)
 		if p == "summary" && marker != uuid.Nil {

@@ -156,3 +156,29 @@ func TestPushParallelCreates(t *testing.T) {
 	}
 	g.Verify(t)
 }
+
+// A status set here goes out as the review action that makes it: the
+// bot accepts; a status no action makes is refused with the ones that
+// are.
+func TestPushReviewAction(t *testing.T) {
+	r := newFakeRemote(t)
+	rev := r.revision(t, "r")
+	g, _ := open(t, r, Config{})
+	foreigntest.Pull(t, g.F, nil)
+	ref := foreigntest.RecordOf(t, g.F, rev.PHID)
+	g.Set(t, ref, map[string]string{"status": conduitfake.StatusAccepted})
+	foreigntest.Push(t, g.F)
+	now, _ := r.srv.Revision(rev.PHID)
+	if now.Status != conduitfake.StatusAccepted || now.Reviewers[0].Status != "accepted" {
+		t.Fatalf("Phabricator after the push: %+v", now)
+	}
+	foreigntest.Pull(t, g.F, nil)
+	if got := g.Get(t, ref).Get("reviewers"); got != "bot:accepted" {
+		t.Fatalf("reviewers %q", got)
+	}
+	g.Set(t, ref, map[string]string{"status": "draft"})
+	rep, err := g.F.Push(t.Context())
+	if err != nil || rep.Errored != 1 || !strings.Contains(fmt.Sprint(rep.Errors), "no review action sets") {
+		t.Fatalf("push of a status no action makes: %+v %v", rep, err)
+	}
+}

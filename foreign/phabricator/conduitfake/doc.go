@@ -61,7 +61,11 @@
 //     and phid change with every edit while version increments, as Phorge
 //     stores one row per comment version.
 //   - differential.revision.edit: objectIdentifier plus transactions of type
-//     comment, summary, testPlan, title or update. Each creates one
+//     comment, summary, testPlan, title or update, or the review actions
+//     (value true) accept and reject (a reviewer's, not the author's: they
+//     set the caller's reviewer status too) and request-review,
+//     plan-changes, abandon, reclaim (from abandoned only) and close (the
+//     author's), each setting the status it stands for. Each creates one
 //     transaction by the caller and bumps the revision's dateModified;
 //     comments are applied after the other transactions, as in Phorge. The
 //     result is {object: {id, phid}, transactions: [{phid}, ...]}. "update"

@@ -534,7 +534,22 @@ func (s *Server) getRawDiff(_ *User, p params) (any, error) {
 }
 
 // editTypes are the transaction types differential.revision.edit accepts.
-var editTypes = []string{"comment", "summary", "testPlan", "title", "update"}
+var editTypes = []string{"abandon", "accept", "close", "comment", "plan-changes", "reclaim", "reject", "request-review", "summary", "testPlan", "title", "update"}
+
+// actions are the review actions among them (value true), with the status
+// each leaves the revision in, and who may take it.
+var actions = map[string]struct {
+	status   string
+	reviewer bool // a reviewer's (not the author's); else the author's
+}{
+	"accept":         {StatusAccepted, true},
+	"reject":         {StatusNeedsRevision, true},
+	"request-review": {StatusNeedsReview, false},
+	"plan-changes":   {StatusChangesPlanned, false},
+	"abandon":        {StatusAbandoned, false},
+	"reclaim":        {StatusNeedsReview, false},
+	"close":          {StatusPublished, false},
+}
 
 // revisionEdit edits a revision, or creates one when objectIdentifier is
 // absent. Everything is validated before any state changes. Like Phorge's
@@ -567,6 +582,10 @@ func (s *Server) revisionEdit(viewer *User, p params) (any, error) {
 		if !slices.Contains(editTypes, typ) {
 			return nil, coreErr("Transaction with key \"%d\" has invalid type %q. This type is not recognized. Valid types are: %s.", i, typ, strings.Join(editTypes, ", "))
 		}
+		if _, isAction := actions[typ]; isAction {
+			b, isBool := m["value"].(bool)
+			ok = isBool && b
+		}
 		if !ok {
 			return nil, coreErr("Transaction with key \"%d\" (of type %q) has an invalid value.", i, typ)
 		}
@@ -597,6 +616,22 @@ func (s *Server) revisionEdit(viewer *User, p params) (any, error) {
 			default:
 				claimed[d.PHID], hasDiff = true, true
 			}
+		}
+	}
+	for _, e := range edits {
+		a, isAction := actions[e.typ]
+		switch {
+		case !isAction:
+		case rev == nil:
+			errs = append(errs, fmt.Sprintf("You can not %s a revision that does not exist yet.", e.typ))
+		case a.reviewer && rev.AuthorPHID == viewer.PHID:
+			errs = append(errs, fmt.Sprintf("You can not %s this revision because you are the owner.", e.typ))
+		case !a.reviewer && rev.AuthorPHID != viewer.PHID:
+			errs = append(errs, fmt.Sprintf("You can not %s this revision because you do not own it.", e.typ))
+		case e.typ == "reclaim" && rev.Status != StatusAbandoned:
+			errs = append(errs, "You can not reclaim this revision because it has not been abandoned.")
+		case e.typ != "reclaim" && rev.Status == StatusAbandoned && e.typ != "abandon":
+			errs = append(errs, fmt.Sprintf("You can not %s this revision because it has been abandoned.", e.typ))
 		}
 	}
 	if !hasDiff && len(errs) == 0 {
@@ -639,6 +674,14 @@ func (s *Server) revisionEdit(viewer *User, p params) (any, error) {
 			rev.TestPlan = e.value
 		case "update":
 			x = s.attachDiff(rev, s.diffByPHID(e.value), viewer.PHID)
+		default: // a review action
+			a := actions[e.typ]
+			if a.reviewer {
+				s.setReviewer(rev, viewer.PHID, map[string]string{"accept": "accepted", "reject": "rejected"}[e.typ])
+			}
+			old := rev.Status
+			rev.Status = a.status
+			x = s.addXact(rev, viewer.PHID, e.typ, "", map[string]any{"old": old, "new": a.status})
 		}
 		out = append(out, map[string]any{"phid": x.PHID})
 	}

@@ -902,7 +902,7 @@ func TestRevisionEditCreateErrors(t *testing.T) {
 		{"blank title", []map[string]any{tx("update", free.PHID), tx("title", "  ")},
 			[]string{"Revisions must have a title."}},
 		{"bad type", []map[string]any{tx("update", free.PHID), tx("reviewers.add", "x")},
-			[]string{`invalid type "reviewers.add"`, "Valid types are: comment, summary, testPlan, title, update."}},
+			[]string{`invalid type "reviewers.add"`, "Valid types are: abandon, accept, close, comment, plan-changes, reclaim, reject, request-review, summary, testPlan, title, update."}},
 	}
 	for _, c := range cases {
 		info := edit(c.xs...)
@@ -1136,5 +1136,64 @@ func TestSetTitle(t *testing.T) {
 	}
 	if rev, _ := f.srv.Revision(r.PHID); rev.Title != "new title" {
 		t.Errorf("title = %q", rev.Title)
+	}
+}
+
+// Review actions: a reviewer accepts or rejects, the author abandons and
+// reclaims; the wrong one, or a value other than true, is refused and
+// changes nothing.
+func TestRevisionEditActions(t *testing.T) {
+	f := newFixture(t)
+	r := f.revision(t, f.bob, "t", f.alice) // alice (the client) reviews bob's
+	act := func(c client, typ string, value any) (string, string) {
+		res := c.raw("differential.revision.edit", map[string]any{
+			"objectIdentifier": r.PHID, "transactions": []any{map[string]any{"type": typ, "value": value}},
+		})
+		if res.ErrorCode == nil {
+			return "", ""
+		}
+		return *res.ErrorCode, deref(res.ErrorInfo)
+	}
+	bob := client{t: t, base: f.c.base, token: f.bob.Token}
+	if code, info := act(f.c, "accept", true); code != "" {
+		t.Fatalf("accept by a reviewer: %s %s", code, info)
+	}
+	now, _ := f.srv.Revision(r.PHID)
+	if now.Status != StatusAccepted || now.Reviewers[0].Status != "accepted" {
+		t.Fatalf("after accept: %+v", now)
+	}
+	for _, c := range []struct {
+		c     client
+		typ   string
+		value any
+		want  string
+	}{
+		{bob, "accept", true, "because you are the owner"},
+		{f.c, "abandon", true, "because you do not own it"},
+		{bob, "reclaim", true, "has not been abandoned"},
+		{f.c, "reject", "yes", "has an invalid value"},
+	} {
+		if code, info := act(c.c, c.typ, c.value); code != "ERR-CONDUIT-CORE" || !strings.Contains(info, c.want) {
+			t.Errorf("%s: %s %q, want %q", c.typ, code, info, c.want)
+		}
+	}
+	if after, _ := f.srv.Revision(r.PHID); after.Status != StatusAccepted || after.DateModified != now.DateModified {
+		t.Fatalf("a refused action changed the revision: %+v", after)
+	}
+	if code, info := act(bob, "abandon", true); code != "" {
+		t.Fatalf("abandon by the author: %s %s", code, info)
+	}
+	if code, info := act(bob, "reclaim", true); code != "" {
+		t.Fatalf("reclaim by the author: %s %s", code, info)
+	}
+	if after, _ := f.srv.Revision(r.PHID); after.Status != StatusNeedsReview {
+		t.Fatalf("after reclaim: %s", after.Status)
+	}
+	kinds := []string{}
+	for _, x := range f.srv.Transactions(r.PHID) {
+		kinds = append(kinds, x.Type)
+	}
+	if got := strings.Join(kinds, " "); !strings.HasSuffix(got, "accept abandon reclaim") {
+		t.Fatalf("transactions: %s", got)
 	}
 }

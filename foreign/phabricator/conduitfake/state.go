@@ -474,6 +474,18 @@ func (s *Server) SetStatus(revPHID, actorPHID, status string) (Transaction, erro
 	return s.addXact(r, actorPHID, typ, "", map[string]any{"old": old, "new": status}).clone(), nil
 }
 
+// setReviewer sets a reviewer's status, adding them as a reviewer first
+// if they are not one (as Phorge does for an accept or reject).
+func (s *Server) setReviewer(r *Revision, phid, status string) {
+	for i := range r.Reviewers {
+		if r.Reviewers[i].PHID == phid {
+			r.Reviewers[i].Status = status
+			return
+		}
+	}
+	r.Reviewers = append(r.Reviewers, Reviewer{PHID: phid, Status: status})
+}
+
 // EditComment replaces the text of a transaction's comment, incrementing its
 // version and setting the comment's (and transaction's) dateModified to now.
 // Like Phorge, editing a comment does NOT bump the revision's dateModified;
