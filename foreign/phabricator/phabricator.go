@@ -41,7 +41,8 @@
 //
 // Push creates revisions (from a record's patch, through
 // differential.createrawdiff), edits their title, summary, test plan and
-// patch (a new diff), and posts comments, all through
+// patch (a new diff), takes review actions (a status set here: accepted
+// is accept, needs-revision reject, ...), and posts comments, all through
 // differential.revision.edit. A new revision's summary, and a comment,
 // end with a marker line naming the record, by which a retry after a lost
 // answer, or another gateway replica, finds it; an edit first marks its op
