@@ -19,8 +19,9 @@
 //     Phorge does not move a revision's dateModified for one);
 //   - "transaction": the revision's other history: revision, kind, author,
 //     created, detail (the transaction's fields, as JSON);
-//   - "user" (username, realname) and "project" (name, slug), for the
-//     people and the projects and review groups revisions name.
+//   - "user" (username, realname), "project" (name, slug) and
+//     "repository" (name, callsign), for the people, the projects and
+//     review groups, and the repositories revisions name.
 //
 // Sync follows a set of query constraints kept in the state handle, each
 // with the window of dateModified it covers (first, last) and when it was
@@ -77,6 +78,7 @@ const (
 	TransactionType = "transaction"
 	UserType        = "user"
 	ProjectType     = "project"
+	RepositoryType  = "repository"
 )
 
 var (

@@ -26,7 +26,7 @@ func open(t *testing.T, r *fakeRemote, cfg Config) (*foreigntest.Gateway, *Gatew
 func counts(t *testing.T, g *foreigntest.Gateway) map[string]int {
 	t.Helper()
 	out := map[string]int{}
-	for _, typ := range []string{RevisionType, CommentType, TransactionType, UserType, ProjectType} {
+	for _, typ := range []string{RevisionType, CommentType, TransactionType, UserType, ProjectType, RepositoryType} {
 		out[typ] = g.Count(t, typ)
 	}
 	return out
@@ -48,7 +48,8 @@ func wantCounts(t *testing.T, g *foreigntest.Gateway, want map[string]int) {
 func TestOverlappingQueries(t *testing.T) {
 	r := newFakeRemote(t)
 	backend := r.srv.AddProject("Backend")
-	both, err := r.srv.CreateRevision(conduitfake.RevisionSpec{AuthorPHID: r.alice.PHID, Title: "both",
+	repo := r.srv.AddRepository("prophet", "PRO")
+	both, err := r.srv.CreateRevision(conduitfake.RevisionSpec{AuthorPHID: r.alice.PHID, Title: "both", RepositoryPHID: repo.PHID,
 		Reviewers: []string{r.bot.PHID, backend.PHID}, Projects: []string{backend.PHID}})
 	if err != nil {
 		t.Fatal(err)
@@ -61,12 +62,12 @@ func TestOverlappingQueries(t *testing.T) {
 	// Two queries at once: the bot, and the project.
 	g, _ := open(t, r, Config{Address: r.address() + "?responsible=bot&responsible=#" + backend.Slug})
 	foreigntest.Pull(t, g.F, nil)
-	wantCounts(t, g, map[string]int{RevisionType: 3, ProjectType: 1, UserType: 2})
+	wantCounts(t, g, map[string]int{RevisionType: 3, ProjectType: 1, UserType: 2, RepositoryType: 1})
 	if n := r.srv.RequestsFor("transaction.search"); n != 3 {
 		t.Fatalf("%d transaction searches for 3 revisions, one matched twice", n)
 	}
 	rec := g.Get(t, foreigntest.RecordOf(t, g.F, both.PHID))
-	if rec.Get("reviewers") != "#"+backend.Slug+", bot" || rec.Get("projects") != "#"+backend.Slug || rec.Get("author") != "alice" {
+	if rec.Get("reviewers") != "#"+backend.Slug+", bot" || rec.Get("projects") != "#"+backend.Slug || rec.Get("author") != "alice" || rec.Get("repository") != "prophet" {
 		t.Fatalf("revision record: %v", rec.Props)
 	}
 	// A change to the revision both match is one update.
@@ -435,5 +436,27 @@ func TestHugePatchOmitted(t *testing.T) {
 	if rec.Get("patch") != "" || !strings.Contains(rec.Get("patch-omitted"), fmt.Sprint(len(big), " bytes")) || rec.Get("commit") != "vendored everything" {
 		t.Fatalf("record of a huge diff: patch %d bytes, patch-omitted %q, commit %q", len(rec.Get("patch")), rec.Get("patch-omitted"), rec.Get("commit"))
 	}
+	g.Verify(t)
+}
+
+// A lagging search (a revision shows up only 20 s after its change) costs
+// nothing but time: the refresh that meets it syncs it, once.
+func TestLaggingSearch(t *testing.T) {
+	r := newFakeRemote(t)
+	r.revision(t, "early")
+	g, _ := open(t, r, Config{})
+	foreigntest.Pull(t, g.F, nil)
+	r.srv.Lag(20 * time.Second)
+	late := r.revision(t, "late")
+	foreigntest.Pull(t, g.F, nil)
+	if _, ok, _ := g.F.State().Record(late.PHID); ok {
+		t.Fatal("the lagging search showed the revision at once: the test shows nothing")
+	}
+	r.clock.Advance(30 * time.Second)
+	foreigntest.Pull(t, g.F, nil)
+	foreigntest.RecordOf(t, g.F, late.PHID)
+	r.srv.Lag(0)
+	foreigntest.Pull(t, g.F, nil)
+	wantCounts(t, g, map[string]int{RevisionType: 2})
 	g.Verify(t)
 }

@@ -77,6 +77,14 @@ type (
 			DateModified int64  `json:"dateModified"`
 		} `json:"fields"`
 	}
+	repository struct {
+		PHID   string `json:"phid"`
+		Fields struct {
+			Name         string `json:"name"`
+			Callsign     string `json:"callsign"`
+			DateModified int64  `json:"dateModified"`
+		} `json:"fields"`
+	}
 	xact struct {
 		ID           int     `json:"id"`
 		PHID         string  `json:"phid"`
@@ -594,7 +602,7 @@ func (p *puller) diffs(ctx context.Context, todo []*pending) error {
 // people makes records of the users and projects the revisions and their
 // transactions name that have none yet, and learns everyone's name.
 func (p *puller) people(ctx context.Context, todo []*pending) error {
-	var users, projects []string
+	var users, projects, repos []string
 	need := func(phid string) {
 		if phid == "" || p.names[phid] != "" {
 			return
@@ -609,11 +617,16 @@ func (p *puller) people(ctx context.Context, todo []*pending) error {
 			users = append(users, phid)
 		case strings.HasPrefix(phid, "PHID-PROJ-"):
 			projects = append(projects, phid)
+		case strings.HasPrefix(phid, "PHID-REPO-"):
+			repos = append(repos, phid)
 		}
 	}
 	for _, t := range todo {
 		f, a := t.rev.Fields, t.rev.Attachments
 		need(f.AuthorPHID)
+		if f.RepositoryPHID != nil {
+			need(*f.RepositoryPHID)
+		}
 		for _, r := range a.Reviewers.Reviewers {
 			need(r.ReviewerPHID)
 		}
@@ -639,6 +652,17 @@ func (p *puller) people(ctx context.Context, todo []*pending) error {
 		err := Search(ctx, p.g.c, "project.search", map[string]any{"constraints": map[string]any{"phids": chunk}}, func(pr project) error {
 			return p.person(ProjectType, pr.PHID, map[string]string{"name": pr.Fields.Name, "slug": pr.Fields.Slug}, pr.Fields.DateModified)
 		})
+		if err != nil {
+			return err
+		}
+	}
+	for chunk := range slices.Chunk(repos, 100) {
+		err := Search(ctx, p.g.c, "diffusion.repository.search", map[string]any{"constraints": map[string]any{"phids": chunk}}, func(r repository) error {
+			return p.person(RepositoryType, r.PHID, map[string]string{"name": r.Fields.Name, "callsign": r.Fields.Callsign}, r.Fields.DateModified)
+		})
+		if definite(err) {
+			err = nil // a repository the token may not see, or an old server: it stays a PHID
+		}
 		if err != nil {
 			return err
 		}
@@ -744,8 +768,8 @@ func (p *puller) revisionProps(rev revision, snap map[string]string) map[string]
 		projects = append(projects, p.name(pr))
 	}
 	repo := ""
-	if f.RepositoryPHID != nil {
-		repo = *f.RepositoryPHID
+	if f.RepositoryPHID != nil && *f.RepositoryPHID != "" {
+		repo = p.name(*f.RepositoryPHID)
 	}
 	return map[string]string{
 		"id":            "D" + strconv.Itoa(rev.ID),

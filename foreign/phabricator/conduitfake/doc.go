@@ -29,6 +29,8 @@
 //   - user.search: constraints ids, phids, usernames.
 //   - project.search: constraints ids, phids, slugs, name; attachment members
 //     (always empty).
+//   - diffusion.repository.search: constraints ids, phids, callsigns;
+//     fields name, vcs, callsign, status, ...
 //   - differential.revision.search: constraints ids, phids, responsiblePHIDs
 //     (author or reviewer), authorPHIDs, reviewerPHIDs, repositoryPHIDs,
 //     statuses, createdStart/createdEnd and modifiedStart/modifiedEnd (epoch

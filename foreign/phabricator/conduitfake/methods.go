@@ -249,6 +249,47 @@ func (s *Server) projectSearch(_ *User, p params) (any, error) {
 	return page(rows, o, a, noMod)
 }
 
+func (s *Server) repositorySearch(_ *User, p params) (any, error) {
+	a, err := parseSearchArgs(p, []string{"ids", "phids", "callsigns"}, nil)
+	if err != nil {
+		return nil, err
+	}
+	ids, _, err := a.constraints.intList("ids")
+	if err != nil {
+		return nil, err
+	}
+	phids, _, err := a.constraints.strList("phids")
+	if err != nil {
+		return nil, err
+	}
+	callsigns, _, err := a.constraints.strList("callsigns")
+	if err != nil {
+		return nil, err
+	}
+	o, err := parseOrder(a.order, false)
+	if err != nil {
+		return nil, err
+	}
+	var rows []row
+	for _, r := range s.repos {
+		if (ids != nil && !slices.Contains(ids, r.ID)) || (phids != nil && !slices.Contains(phids, r.PHID)) ||
+			(callsigns != nil && !slices.Contains(callsigns, r.Callsign)) {
+			continue
+		}
+		rows = append(rows, row{id: r.ID, obj: map[string]any{
+			"id": r.ID, "type": "REPO", "phid": r.PHID,
+			"fields": map[string]any{
+				"name": r.Name, "vcs": "git", "callsign": nullable(r.Callsign), "shortName": nil,
+				"status": "active", "isImporting": false, "almanacServicePHID": nil,
+				"dateCreated": 0, "dateModified": 0,
+				"policy": map[string]any{"view": "users", "edit": "admin", "diffusion.push": "users"},
+			},
+			"attachments": map[string]any{},
+		}})
+	}
+	return page(rows, o, a, noMod)
+}
+
 // lagCutoff returns the newest dateModified visible to searches.
 func (s *Server) lagCutoff() int64 {
 	if s.lag <= 0 {

@@ -84,6 +84,7 @@ var methods = map[string]handlerFunc{
 	"user.whoami":                  (*Server).whoami,
 	"user.search":                  (*Server).userSearch,
 	"project.search":               (*Server).projectSearch,
+	"diffusion.repository.search":  (*Server).repositorySearch,
 	"differential.revision.search": (*Server).revisionSearch,
 	"differential.diff.search":     (*Server).diffSearch,
 	"differential.createrawdiff":   (*Server).createRawDiff,

@@ -1197,3 +1197,25 @@ func TestRevisionEditActions(t *testing.T) {
 		t.Fatalf("transactions: %s", got)
 	}
 }
+
+func TestRepositorySearch(t *testing.T) {
+	f := newFixture(t)
+	other := f.srv.AddRepository("other", "")
+	var res struct {
+		Data []struct {
+			PHID   string `json:"phid"`
+			Fields struct {
+				Name     string  `json:"name"`
+				Callsign *string `json:"callsign"`
+			} `json:"fields"`
+		} `json:"data"`
+	}
+	f.c.call("diffusion.repository.search", map[string]any{"constraints": map[string]any{"phids": []string{f.repo.PHID, other.PHID}}}, &res)
+	got := map[string]string{}
+	for _, r := range res.Data {
+		got[r.PHID] = r.Fields.Name + "/" + deref(r.Fields.Callsign)
+	}
+	if len(got) != 2 || got[f.repo.PHID] != "prophet/PRO" || got[other.PHID] != "other/<nil>" {
+		t.Fatalf("repositories: %v", got)
+	}
+}
