@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/prophet-sync/prophet/foreign"
 )
@@ -525,10 +526,15 @@ func (p *puller) sync(ctx context.Context, revs []revision, read int64) error {
 		}
 		return a.rev.ID - b.rev.ID
 	})
+	// The per-revision reads go out a few at a time: a real server's
+	// latency, not its work, is what a sync waits on.
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(fetchers)
 	for _, t := range todo {
-		if err := p.transactions(ctx, t); err != nil {
-			return err
-		}
+		eg.Go(func() error { return p.transactions(ectx, t) })
+	}
+	if err := eg.Wait(); err != nil {
+		return err
 	}
 	if err := p.diffs(ctx, todo); err != nil {
 		return err
@@ -588,16 +594,20 @@ func (p *puller) diffs(ctx context.Context, todo []*pending) error {
 			return err
 		}
 	}
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(fetchers)
 	for _, t := range todo {
-		if t.diff == nil {
-			continue
-		}
-		if err := p.g.c.Call(ctx, "differential.getrawdiff", map[string]any{"diffID": t.diff.ID}, &t.patch); err != nil {
-			return err
+		if t.diff != nil {
+			eg.Go(func() error {
+				return p.g.c.Call(ectx, "differential.getrawdiff", map[string]any{"diffID": t.diff.ID}, &t.patch)
+			})
 		}
 	}
-	return nil
+	return eg.Wait()
 }
+
+// fetchers is how many per-revision reads a pull has out at once.
+const fetchers = 4
 
 // people makes records of the users and projects the revisions and their
 // transactions name that have none yet, and learns everyone's name.

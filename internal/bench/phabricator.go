@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"runtime"
 	"time"
@@ -18,11 +19,12 @@ import (
 
 // PhabricatorReport is bench foreign phabricator's result.
 type PhabricatorReport struct {
-	Benchmark    string `json:"benchmark"`
-	Revisions    int    `json:"revisions"`
-	Transactions int    `json:"transactions"` // in all, comments included
-	Comments     int    `json:"comments"`
-	GOMAXPROCS   int    `json:"gomaxprocs"`
+	Benchmark    string  `json:"benchmark"`
+	Revisions    int     `json:"revisions"`
+	Transactions int     `json:"transactions"` // in all, comments included
+	Comments     int     `json:"comments"`
+	GOMAXPROCS   int     `json:"gomaxprocs"`
+	LatencyMS    float64 `json:"latency_ms"` // added to each request
 
 	PullSeconds   float64        `json:"pull_seconds"`
 	PullItemsPerS float64        `json:"pull_items_per_s"` // revisions and transactions
@@ -45,7 +47,7 @@ type PhabricatorReport struct {
 }
 
 func (r *PhabricatorReport) print(w io.Writer) error {
-	_, err := fmt.Fprintf(w, `fake Phabricator (conduitfake, in this process, on loopback): %d revisions with %d transactions (%d comments); GOMAXPROCS %d
+	_, err := fmt.Fprintf(w, `fake Phabricator (conduitfake, in this process, on loopback, %.0f ms added to each request): %d revisions with %d transactions (%d comments); GOMAXPROCS %d
 
   initial sync               %8.2f s   %8.0f items/s   %6d requests   %6.2f requests/revision   %d changesets
                              requests by method: %v
@@ -53,7 +55,7 @@ func (r *PhabricatorReport) print(w io.Writer) error {
   no-op refresh, steady       %8.3f s   %d requests
   no-op refresh, 1 min on     %8.3f s   %d requests (the 5-minute backdating window still covers what the sync saw change)
   refresh, %3d changed       %8.3f s   %d requests   %.2f requests/changed revision
-`, r.Revisions, r.Transactions, r.Comments, r.GOMAXPROCS,
+`, r.LatencyMS, r.Revisions, r.Transactions, r.Comments, r.GOMAXPROCS,
 		r.PullSeconds, r.PullItemsPerS, r.PullRequests, r.PullReqPerRev, r.Changesets, r.PullByMethod, r.RecordsByType,
 		r.NoopSeconds, r.NoopRequests, r.NoopSoonSeconds, r.NoopSoonRequests,
 		r.Changed, r.RefreshSeconds, r.RefreshReqs, r.RefreshReqPer)
@@ -65,11 +67,13 @@ func runForeignPhabricator(ctx context.Context, args []string, stdout, stderr io
 		revisions, xacts, changed int
 		dir                       string
 		asJSON                    bool
+		latency                   time.Duration
 	)
 	fs := flag.NewFlagSet("bench foreign phabricator", flag.ContinueOnError)
 	fs.IntVar(&revisions, "revisions", 1000, "revisions in the fake, all the token's user's to review")
 	fs.IntVar(&xacts, "transactions", 20, "transactions per revision (half of them comments)")
 	fs.IntVar(&changed, "changed", 50, "revisions commented on before the last refresh")
+	fs.DurationVar(&latency, "latency", 0, "delay each request this much, as a real server's round trip would (`10ms`)")
 	fs.StringVar(&dir, "dir", os.TempDir(), "directory under which to make the temporary benchmark directory")
 	fs.BoolVar(&asJSON, "json", false, "print one JSON object instead of a table")
 	if err := parse(fs, args, stdout, stderr); err != nil {
@@ -78,14 +82,14 @@ func runForeignPhabricator(ctx context.Context, args []string, stdout, stderr io
 	if revisions < 1 || xacts < 3 || changed < 1 || changed > revisions {
 		return usageErrorf("--revisions must be at least 1, --transactions at least 3, --changed between 1 and --revisions")
 	}
-	rep, err := benchPhabricator(ctx, revisions, xacts, changed, dir, stderr)
+	rep, err := benchPhabricator(ctx, revisions, xacts, changed, latency, dir, stderr)
 	if err != nil {
 		return err
 	}
 	return write(stdout, asJSON, rep)
 }
 
-func benchPhabricator(ctx context.Context, revisions, perRev, changed int, base string, stderr io.Writer) (*PhabricatorReport, error) {
+func benchPhabricator(ctx context.Context, revisions, perRev, changed int, latency time.Duration, base string, stderr io.Writer) (*PhabricatorReport, error) {
 	p := &progress{w: stderr, start: time.Now()}
 	clock := conduitfake.NewManualClock(time.Now().Add(-7 * 24 * time.Hour).Truncate(time.Second))
 	fake := conduitfake.New(conduitfake.Options{Clock: clock.Now})
@@ -97,14 +101,15 @@ func benchPhabricator(ctx context.Context, revisions, perRev, changed int, base 
 		authors = append(authors, fake.AddUser(fmt.Sprintf("dev%02d", i)))
 	}
 	group := fake.AddProject("Reviewers")
-	rep := &PhabricatorReport{Benchmark: "foreign phabricator", Revisions: revisions, GOMAXPROCS: runtime.GOMAXPROCS(0)}
+	repo := fake.AddRepository("product", "PRD")
+	rep := &PhabricatorReport{Benchmark: "foreign phabricator", Revisions: revisions, GOMAXPROCS: runtime.GOMAXPROCS(0), LatencyMS: float64(latency) / float64(time.Millisecond)}
 	p.printf("making %d revisions with %d transactions each in the fake (not measured)", revisions, perRev)
 	var phids []string
 	for i := range revisions {
 		clock.Advance(time.Second)
 		author := authors[i%len(authors)]
 		rev, err := fake.CreateRevision(conduitfake.RevisionSpec{AuthorPHID: author.PHID, Title: fmt.Sprintf("revision %d", i),
-			Summary: "what it does and why", Reviewers: []string{bot.PHID, group.PHID}, Projects: []string{group.PHID},
+			Summary: "what it does and why", RepositoryPHID: repo.PHID, Reviewers: []string{bot.PHID, group.PHID}, Projects: []string{group.PHID},
 			CommitMessage: fmt.Sprintf("revision %d\n\nSummary: what it does and why", i)})
 		if err != nil {
 			return nil, err
@@ -134,7 +139,7 @@ func benchPhabricator(ctx context.Context, revisions, perRev, changed int, base 
 		return nil, err
 	}
 	defer done()
-	counter := &foreigntest.Counter{}
+	counter := &foreigntest.Counter{Next: delay{latency}}
 	gw, err := phabricator.New(phabricator.Config{Address: "phab:" + url, Token: bot.Token, Transport: counter})
 	if err != nil {
 		return nil, err
@@ -165,7 +170,7 @@ func benchPhabricator(ctx context.Context, revisions, perRev, changed int, base 
 		}
 	}
 	rep.RecordsByType = map[string]int{}
-	for _, typ := range []string{phabricator.RevisionType, phabricator.CommentType, phabricator.TransactionType, phabricator.UserType, phabricator.ProjectType} {
+	for _, typ := range []string{phabricator.RevisionType, phabricator.CommentType, phabricator.TransactionType, phabricator.UserType, phabricator.ProjectType, phabricator.RepositoryType} {
 		n := 0
 		if err := local.R.List(typ, nil, func(*replica.Record) error { n++; return nil }); err != nil {
 			return nil, err
@@ -215,4 +220,20 @@ func benchPhabricator(ctx context.Context, revisions, perRev, changed int, base 
 	rep.RefreshReqPer = float64(rep.RefreshReqs) / float64(changed)
 	p.printf("done")
 	return rep, nil
+}
+
+// delay holds each request back d, as a server's round trip would.
+type delay struct{ d time.Duration }
+
+func (d delay) RoundTrip(r *http.Request) (*http.Response, error) {
+	if d.d > 0 {
+		t := time.NewTimer(d.d)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return nil, r.Context().Err()
+		}
+	}
+	return http.DefaultTransport.RoundTrip(r)
 }
