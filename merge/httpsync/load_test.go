@@ -167,7 +167,16 @@ func TestLoad(t *testing.T) {
 		t.Fatalf("%d errors under load, the first: %v", len(errs), errs[0])
 	}
 
-	// Level: every puller pulls once more; subscribers catch up.
+	// Level: every puller pulls once more; subscribers catch up. A push
+	// whose client gave up at the stop may still be integrating on the
+	// server: wait until its log stands still.
+	for settle := time.Now().Add(10 * time.Second); time.Now().Before(settle); {
+		before := a.R.LatestSeq()
+		time.Sleep(300 * time.Millisecond)
+		if a.R.LatestSeq() == before {
+			break
+		}
+	}
 	latest := a.R.LatestSeq()
 	want := a.R.Digest()
 	for i, l := range pullers {

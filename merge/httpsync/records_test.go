@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -75,7 +76,13 @@ func TestRecordsAPI(t *testing.T) {
 	if rec.UUID != ids[0].String() || rec.Props["status"] != "fixed" || rec.LUID != 1 {
 		t.Fatalf("show 1: %+v", rec)
 	}
-	if code, _, body := get("/v1/records/bug/" + ids[1].String()[:8]); code != 200 || !strings.Contains(body, ids[1].String()) {
+	// The shortest prefix (of 8 or more) no other record shares: record
+	// UUIDs are time-ordered (v7), and ones made in one second share more.
+	prefix := ids[1].String()[:8]
+	for n := 9; slices.ContainsFunc(ids, func(id uuid.UUID) bool { return id != ids[1] && strings.HasPrefix(id.String(), prefix) }); n++ {
+		prefix = ids[1].String()[:n]
+	}
+	if code, _, body := get("/v1/records/bug/" + prefix); code != 200 || !strings.Contains(body, ids[1].String()) {
 		t.Fatalf("show by prefix: %d %s", code, body)
 	}
 	if code, _, body := get("/v1/records/bug/99"); code != 404 || !strings.Contains(body, `"code":"not_found"`) {
