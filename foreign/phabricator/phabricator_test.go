@@ -22,6 +22,17 @@ func open(t *testing.T, r *fakeRemote, cfg Config) (*foreigntest.Gateway, *Gatew
 	return foreigntest.Open(t, filepath.Join(t.TempDir(), "g"), gw), gw
 }
 
+// pulledRevision is a fake with one revision ("r") that a gateway
+// replica pulled, and its record.
+func pulledRevision(t *testing.T) (*fakeRemote, conduitfake.Revision, *foreigntest.Gateway, foreign.Ref) {
+	t.Helper()
+	r := newFakeRemote(t)
+	rev := r.revision(t, "r")
+	g, _ := open(t, r, Config{})
+	foreigntest.Pull(t, g.F, nil)
+	return r, rev, g, foreigntest.RecordOf(t, g.F, rev.PHID)
+}
+
 // counts is the number of live records per type.
 func counts(t *testing.T, g *foreigntest.Gateway) map[string]int {
 	t.Helper()
@@ -243,11 +254,7 @@ func TestSameTimestampPageBoundary(t *testing.T) {
 // A new diff is fetched (commit message and patch) once; transactions are
 // read once per changed revision, and not at all for an unchanged one.
 func TestNewDiffAndTransactions(t *testing.T) {
-	r := newFakeRemote(t)
-	rev := r.revision(t, "r")
-	g, _ := open(t, r, Config{})
-	foreigntest.Pull(t, g.F, nil)
-	ref := foreigntest.RecordOf(t, g.F, rev.PHID)
+	r, rev, g, ref := pulledRevision(t)
 	first := g.Get(t, ref)
 	if first.Get("patch") == "" || first.Get("diff") == "" {
 		t.Fatalf("the revision record has no diff: %v", first.Props)
@@ -283,11 +290,7 @@ func TestNewDiffAndTransactions(t *testing.T) {
 // A comment made here goes out through differential.revision.edit, and
 // the pull after does not bring it back as a second comment.
 func TestPushComment(t *testing.T) {
-	r := newFakeRemote(t)
-	rev := r.revision(t, "r")
-	g, _ := open(t, r, Config{})
-	foreigntest.Pull(t, g.F, nil)
-	revRef := foreigntest.RecordOf(t, g.F, rev.PHID)
+	r, rev, g, revRef := pulledRevision(t)
 	c := g.Create(t, CommentType, map[string]string{"revision": revRef.Record.String(), "body": "LGTM"})
 	if rep := foreigntest.Push(t, g.F); rep.Completed != 1 {
 		t.Fatalf("push: %+v", rep)

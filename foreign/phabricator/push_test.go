@@ -19,11 +19,7 @@ import (
 // accepted) is not swallowed by what the push writes: the next pull
 // brings it.
 func TestPushKeepsRemoteChanges(t *testing.T) {
-	r := newFakeRemote(t)
-	rev := r.revision(t, "r")
-	g, _ := open(t, r, Config{})
-	foreigntest.Pull(t, g.F, nil)
-	ref := foreigntest.RecordOf(t, g.F, rev.PHID)
+	r, rev, g, ref := pulledRevision(t)
 	r.clock.Advance(time.Second)
 	if _, err := r.srv.SetStatus(rev.PHID, r.alice.PHID, conduitfake.StatusAccepted); err != nil {
 		t.Fatal(err)
@@ -46,11 +42,7 @@ func TestPushKeepsRemoteChanges(t *testing.T) {
 // A patch edited here goes out as a new diff; the record then names that
 // diff.
 func TestPushPatch(t *testing.T) {
-	r := newFakeRemote(t)
-	rev := r.revision(t, "r")
-	g, _ := open(t, r, Config{})
-	foreigntest.Pull(t, g.F, nil)
-	ref := foreigntest.RecordOf(t, g.F, rev.PHID)
+	r, rev, g, ref := pulledRevision(t)
 	g.Set(t, ref, map[string]string{"patch": testPatch})
 	if rep := foreigntest.Push(t, g.F); rep.Completed != 1 {
 		t.Fatalf("push: %+v", rep)
@@ -161,11 +153,7 @@ func TestPushParallelCreates(t *testing.T) {
 // bot accepts; a status no action makes is refused with the ones that
 // are.
 func TestPushReviewAction(t *testing.T) {
-	r := newFakeRemote(t)
-	rev := r.revision(t, "r")
-	g, _ := open(t, r, Config{})
-	foreigntest.Pull(t, g.F, nil)
-	ref := foreigntest.RecordOf(t, g.F, rev.PHID)
+	r, rev, g, ref := pulledRevision(t)
 	g.Set(t, ref, map[string]string{"status": conduitfake.StatusAccepted})
 	foreigntest.Push(t, g.F)
 	now, _ := r.srv.Revision(rev.PHID)

@@ -156,31 +156,50 @@ func (s *Server) whoami(u *User, _ params) (any, error) {
 	}, nil
 }
 
+// objectSearch is the common part of user, project and repository search:
+// the constraints ids, phids and one list of names (listKey), and the
+// order.
+type objectSearch struct {
+	a     searchArgs
+	o     order
+	ids   []int
+	phids []string
+	names []string
+}
+
+func parseObjectSearch(p params, listKey string, extra, attachments []string) (objectSearch, error) {
+	var f objectSearch
+	var err error
+	if f.a, err = parseSearchArgs(p, append([]string{"ids", "phids", listKey}, extra...), attachments); err != nil {
+		return f, err
+	}
+	if f.ids, _, err = f.a.constraints.intList("ids"); err != nil {
+		return f, err
+	}
+	if f.phids, _, err = f.a.constraints.strList("phids"); err != nil {
+		return f, err
+	}
+	if f.names, _, err = f.a.constraints.strList(listKey); err != nil {
+		return f, err
+	}
+	f.o, err = parseOrder(f.a.order, false)
+	return f, err
+}
+
+// match says whether an object passes the constraints.
+func (f objectSearch) match(id int, phid, name string) bool {
+	return (f.ids == nil || slices.Contains(f.ids, id)) && (f.phids == nil || slices.Contains(f.phids, phid)) &&
+		(f.names == nil || slices.Contains(f.names, name))
+}
+
 func (s *Server) userSearch(_ *User, p params) (any, error) {
-	a, err := parseSearchArgs(p, []string{"ids", "phids", "usernames"}, nil)
-	if err != nil {
-		return nil, err
-	}
-	ids, _, err := a.constraints.intList("ids")
-	if err != nil {
-		return nil, err
-	}
-	phids, _, err := a.constraints.strList("phids")
-	if err != nil {
-		return nil, err
-	}
-	names, _, err := a.constraints.strList("usernames")
-	if err != nil {
-		return nil, err
-	}
-	o, err := parseOrder(a.order, false)
+	f, err := parseObjectSearch(p, "usernames", nil, nil)
 	if err != nil {
 		return nil, err
 	}
 	var rows []row
 	for _, u := range s.users {
-		if (ids != nil && !slices.Contains(ids, u.ID)) || (phids != nil && !slices.Contains(phids, u.PHID)) ||
-			(names != nil && !slices.Contains(names, u.Username)) {
+		if !f.match(u.ID, u.PHID, u.Username) {
 			continue
 		}
 		rows = append(rows, row{id: u.ID, obj: map[string]any{
@@ -194,43 +213,26 @@ func (s *Server) userSearch(_ *User, p params) (any, error) {
 			"attachments": map[string]any{},
 		}})
 	}
-	return page(rows, o, a, noMod)
+	return page(rows, f.o, f.a, noMod)
 }
 
 func (s *Server) projectSearch(_ *User, p params) (any, error) {
-	a, err := parseSearchArgs(p, []string{"ids", "phids", "slugs", "name"}, []string{"members"})
+	f, err := parseObjectSearch(p, "slugs", []string{"name"}, []string{"members"})
 	if err != nil {
 		return nil, err
 	}
-	ids, _, err := a.constraints.intList("ids")
-	if err != nil {
-		return nil, err
-	}
-	phids, _, err := a.constraints.strList("phids")
-	if err != nil {
-		return nil, err
-	}
-	slugs, _, err := a.constraints.strList("slugs")
-	if err != nil {
-		return nil, err
-	}
-	name, err := a.constraints.str("name")
-	if err != nil {
-		return nil, err
-	}
-	o, err := parseOrder(a.order, false)
+	name, err := f.a.constraints.str("name")
 	if err != nil {
 		return nil, err
 	}
 	var rows []row
 	for _, pr := range s.projects {
-		if (ids != nil && !slices.Contains(ids, pr.ID)) || (phids != nil && !slices.Contains(phids, pr.PHID)) ||
-			(slugs != nil && !slices.Contains(slugs, pr.Slug)) ||
+		if !f.match(pr.ID, pr.PHID, pr.Slug) ||
 			(name != "" && !strings.Contains(strings.ToLower(pr.Name), strings.ToLower(name))) {
 			continue
 		}
 		att := map[string]any{}
-		if a.attach["members"] {
+		if f.a.attach["members"] {
 			att["members"] = map[string]any{"members": []any{}}
 		}
 		rows = append(rows, row{id: pr.ID, obj: map[string]any{
@@ -246,34 +248,17 @@ func (s *Server) projectSearch(_ *User, p params) (any, error) {
 			"attachments": att,
 		}})
 	}
-	return page(rows, o, a, noMod)
+	return page(rows, f.o, f.a, noMod)
 }
 
 func (s *Server) repositorySearch(_ *User, p params) (any, error) {
-	a, err := parseSearchArgs(p, []string{"ids", "phids", "callsigns"}, nil)
-	if err != nil {
-		return nil, err
-	}
-	ids, _, err := a.constraints.intList("ids")
-	if err != nil {
-		return nil, err
-	}
-	phids, _, err := a.constraints.strList("phids")
-	if err != nil {
-		return nil, err
-	}
-	callsigns, _, err := a.constraints.strList("callsigns")
-	if err != nil {
-		return nil, err
-	}
-	o, err := parseOrder(a.order, false)
+	f, err := parseObjectSearch(p, "callsigns", nil, nil)
 	if err != nil {
 		return nil, err
 	}
 	var rows []row
 	for _, r := range s.repos {
-		if (ids != nil && !slices.Contains(ids, r.ID)) || (phids != nil && !slices.Contains(phids, r.PHID)) ||
-			(callsigns != nil && !slices.Contains(callsigns, r.Callsign)) {
+		if !f.match(r.ID, r.PHID, r.Callsign) {
 			continue
 		}
 		rows = append(rows, row{id: r.ID, obj: map[string]any{
@@ -287,7 +272,7 @@ func (s *Server) repositorySearch(_ *User, p params) (any, error) {
 			"attachments": map[string]any{},
 		}})
 	}
-	return page(rows, o, a, noMod)
+	return page(rows, f.o, f.a, noMod)
 }
 
 // lagCutoff returns the newest dateModified visible to searches.
