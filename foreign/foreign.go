@@ -206,8 +206,12 @@ func (f *Foreign) Gateway() Gateway { return f.gw }
 
 const feedCursor = "feed"
 
-func (f *Foreign) position() (uint64, error) {
-	v, err := f.st.Cursor(feedCursor)
+func (f *Foreign) position() (uint64, error) { return f.st.FeedPosition() }
+
+// FeedPosition is the position in the remote's feed that pulls have
+// integrated up to (0: none yet).
+func (s *State) FeedPosition() (uint64, error) {
+	v, err := s.Cursor(feedCursor)
 	if err != nil || v == "" {
 		return 0, err
 	}

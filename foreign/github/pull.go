@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 
 	gh "github.com/google/go-github/v84/github"
@@ -51,7 +50,7 @@ type firstPage struct {
 // pull stops there. (Newest first: any change since the cursor changes the
 // probe's answer.)
 func (g *Gateway) Latest(ctx context.Context, st *foreign.State) (uint64, error) {
-	pos, err := position(st)
+	pos, err := st.FeedPosition()
 	if err != nil {
 		return 0, err
 	}
@@ -78,14 +77,6 @@ func (g *Gateway) Latest(ctx context.Context, st *foreign.State) (uint64, error)
 // probe asks for the newest item of a list since `since`.
 func (g *Gateway) probe(ctx context.Context, st *foreign.State, l listing, since string, cond bool) (*firstPage, error) {
 	return g.request(ctx, st, l, since, "desc", 100, 1, cond)
-}
-
-func position(st *foreign.State) (uint64, error) {
-	v, err := st.Cursor("feed")
-	if err != nil || v == "" {
-		return 0, err
-	}
-	return strconv.ParseUint(v, 10, 64)
 }
 
 // request reads a page of a list; with cond, If-None-Match on the stored

@@ -122,20 +122,9 @@ func (q *query) key() string {
 
 // State handle cursors: the queries (JSON), and per revision "rev/PHID":
 // the diff last fetched and the newest transaction seen.
-const (
-	cQueries = "queries"
-	cFeed    = "feed"
-)
+const cQueries = "queries"
 
 func revCursor(phid string) string { return "rev/" + phid }
-
-func position(st *foreign.State) (uint64, error) {
-	v, err := st.Cursor(cFeed)
-	if err != nil || v == "" {
-		return 0, err
-	}
-	return strconv.ParseUint(v, 10, 64)
-}
 
 // revState is what the gateway keeps of a revision besides its snapshot.
 type revState struct {
@@ -291,7 +280,7 @@ func (g *Gateway) searchPage(ctx context.Context, q *query, start, end int64, af
 // every revision there is as last synced and there is no second page,
 // nothing changed, and the pull stops.
 func (g *Gateway) Latest(ctx context.Context, st *foreign.State) (uint64, error) {
-	pos, err := position(st)
+	pos, err := st.FeedPosition()
 	if err != nil {
 		return 0, err
 	}
@@ -702,13 +691,12 @@ func (p *puller) name(phid string) string {
 // revision itself (last: its snapshot, which says it is synced, is
 // written only once everything before it is integrated).
 func (p *puller) revision(t *pending) error {
-	rev := p.g.objectUUID(t.rev.PHID)
 	_, marker := markers.Split(t.rev.Fields.Summary)
 	ref, err := p.Ref(t.rev.PHID, RevisionType, marker)
 	if err != nil {
 		return err
 	}
-	rev = ref.Record
+	rev := ref.Record
 	state := t.state
 	state.Read = t.read
 	for _, x := range t.xacts {
