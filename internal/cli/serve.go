@@ -200,12 +200,6 @@ func (c *call) serve(ctx context.Context, listen, addrFile string, maxPush int64
 		ln.Close()
 		return err
 	}
-	if addrFile != "" {
-		if err := writeFileAtomic(addrFile, []byte(addr+"\n")); err != nil {
-			ln.Close()
-			return err
-		}
-	}
 	// The CLI on this replica goes through its socket meanwhile.
 	// Forwarded commands run under cliCtx, cancelled when the shutdown
 	// timeout passes (a forwarded pull --live never ends by itself).
@@ -232,6 +226,16 @@ func (c *call) serve(ctx context.Context, listen, addrFile string, maxPush int64
 			BaseContext: func(net.Listener) context.Context { return cliCtx }}
 		go cliSrv.Serve(sockLn)
 		defer os.Remove(sock)
+	}
+	// Ready, command socket included: the address file says so.
+	if addrFile != "" {
+		if err := writeFileAtomic(addrFile, []byte(addr+"\n")); err != nil {
+			ln.Close()
+			if cliSrv != nil {
+				cliSrv.Close()
+			}
+			return err
+		}
 	}
 	log.Info("serving", "replica", l.R.UUID(), "dir", absDir(c.dir), "addr", addr, "tls", tlsConf != nil, "tokens", n)
 	served := make(chan error, 1)
