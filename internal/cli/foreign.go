@@ -513,7 +513,11 @@ func (c *call) foreignLogin(user string, token bool) error {
 	if c.args[0] == "logout" {
 		fmt.Fprintf(c.out, "forgot the credentials for %s\n", canonical)
 	} else {
-		fmt.Fprintf(c.out, "kept the credentials of %s for %s in %s (mode 0600)\n", user, canonical, filepath.Join(c.dir, credentialsFile))
+		who := "of " + user
+		if user == "" {
+			who = "(a token)"
+		}
+		fmt.Fprintf(c.out, "kept the credentials %s for %s in %s (mode 0600)\n", who, canonical, filepath.Join(c.dir, credentialsFile))
 	}
 	return c.writeErr()
 }

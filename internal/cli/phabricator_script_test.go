@@ -1,6 +1,8 @@
 package cli_test
 
 import (
+	"os"
+
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/prophet-sync/prophet/foreign"
@@ -15,7 +17,8 @@ type phabHolder struct{ srv *conduitfake.Server }
 // cmdPhabFake: phabfake VAR — a fake Phabricator (conduitfake) for the
 // script: alice put up two revisions that the token's user, bot, reviews,
 // and commented on the first. $VAR is its URL, $PROPHET_PHABRICATOR_TOKEN
-// (and $GOOD_TOKEN) bot's token, $REV1 the first revision's record UUID.
+// (and $GOOD_TOKEN, and the file phab-token.txt) bot's token, $REV1 the
+// first revision's record UUID.
 func cmdPhabFake(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: phabfake VAR")
@@ -37,16 +40,21 @@ func cmdPhabFake(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv(args[0], url)
 	ts.Setenv("PROPHET_PHABRICATOR_TOKEN", bot.Token)
 	ts.Setenv("GOOD_TOKEN", bot.Token)
+	ts.Check(os.WriteFile(ts.MkAbs("phab-token.txt"), []byte(bot.Token+"\n"), 0o600))
 	ts.Setenv("REV1", foreign.NameUUID("phab:"+url+"/"+first.PHID).String())
 	ts.Value(phabKey{}).(*phabHolder).srv = srv
 }
 
-// cmdPhabOld: phabold — the fake forgets differential.revision.search, as
-// a server older than the *.search methods.
+// cmdPhabOld: phabold [undo] — the fake forgets differential.revision.search,
+// as a server older than the *.search methods (undo: it knows it again).
 func cmdPhabOld(ts *testscript.TestScript, neg bool, args []string) {
 	srv := ts.Value(phabKey{}).(*phabHolder).srv
-	if neg || srv == nil {
-		ts.Fatalf("usage: phabold, after phabfake")
+	if neg || srv == nil || len(args) > 1 || (len(args) == 1 && args[0] != "undo") {
+		ts.Fatalf("usage: phabold [undo], after phabfake")
+	}
+	if len(args) == 1 {
+		srv.EnableMethod("differential.revision.search")
+		return
 	}
 	srv.DisableMethod("differential.revision.search")
 }
