@@ -184,8 +184,13 @@ type Page[T any] struct {
 	Cursor Cursor `json:"cursor"`
 }
 
-// Search calls a *.search method and follows its cursor to the end,
-// calling fn for each result in the order the server gives them.
+// errStop, returned by a Search callback, ends the search early (not an
+// error).
+var errStop = errors.New("phabricator: search stopped")
+
+// Search calls a *.search method and follows its cursor to the end (or
+// until fn returns errStop), calling fn for each result in the order the
+// server gives them.
 func Search[T any](ctx context.Context, c *Client, method string, params map[string]any, fn func(T) error) error {
 	p := map[string]any{}
 	for k, v := range params {
@@ -198,6 +203,9 @@ func Search[T any](ctx context.Context, c *Client, method string, params map[str
 		}
 		for _, item := range pg.Data {
 			if err := fn(item); err != nil {
+				if err == errStop {
+					return nil
+				}
 				return err
 			}
 		}

@@ -302,8 +302,17 @@ func (g *Gateway) Latest(ctx context.Context, st *foreign.State) (uint64, error)
 			continue
 		}
 		for _, rev := range pg.Data {
-			if seen, err := synced(st, rev, nil); err != nil || !seen {
+			snap, err := st.Snapshot(rev.PHID)
+			if err != nil {
+				return 0, err
+			}
+			rs, err := loadRevState(st, rev.PHID)
+			if err != nil {
+				return 0, err
+			}
+			if !synced(rev, snap, rs) {
 				changed = true
+				break
 			}
 		}
 	}
@@ -351,20 +360,9 @@ func (g *Gateway) growing(q *query) bool {
 }
 
 // synced says whether rev is synced as it is now: its snapshot is of the
-// same dateModified, read after that second. snap is the snapshot, when
-// the caller has it.
-func synced(st *foreign.State, rev revision, snap map[string]string) (bool, error) {
-	if snap == nil {
-		var err error
-		if snap, err = st.Snapshot(rev.PHID); err != nil || snap == nil {
-			return false, err
-		}
-	}
-	if snap["updated"] != stamp(rev.Fields.DateModified) {
-		return false, nil
-	}
-	rs, err := loadRevState(st, rev.PHID)
-	return rs.Read > rev.Fields.DateModified, err
+// same dateModified, read after that second.
+func synced(rev revision, snap map[string]string, rs revState) bool {
+	return snap != nil && snap["updated"] == stamp(rev.Fields.DateModified) && rs.Read > rev.Fields.DateModified
 }
 
 // Changes syncs, per query, the revisions changed since its window's
@@ -490,17 +488,12 @@ func (p *puller) sync(ctx context.Context, revs []revision, read int64) error {
 		if err != nil {
 			return err
 		}
-		if snap != nil {
-			if seen, err := synced(p.st, rev, snap); err != nil || seen {
-				if err != nil {
-					return err
-				}
-				continue // as last synced: a backdated window's overlap
-			}
-		}
 		rs, err := loadRevState(p.st, rev.PHID)
 		if err != nil {
 			return err
+		}
+		if synced(rev, snap, rs) {
+			continue // as last synced: a backdated window's overlap
 		}
 		p.done[rev.PHID] = rev.Fields.DateModified
 		todo = append(todo, &pending{rev: rev, state: rs, read: read})

@@ -299,26 +299,19 @@ func (g *Gateway) mine(ctx context.Context, revPHID string, after int) ([]string
 	}
 	var phids []string
 	kinds := map[string]bool{}
-	params := map[string]any{"objectIdentifier": revPHID, "constraints": map[string]any{"authorPHIDs": []string{me.PHID}}, "limit": 100}
-	for {
-		var pg Page[xact]
-		if err := g.c.Call(ctx, "transaction.search", params, &pg); err != nil {
-			return nil, nil, err
+	err = Search(ctx, g.c, "transaction.search", map[string]any{
+		"objectIdentifier": revPHID, "constraints": map[string]any{"authorPHIDs": []string{me.PHID}},
+	}, func(x xact) error {
+		if x.ID <= after {
+			return errStop
 		}
-		for _, x := range pg.Data {
-			if x.ID <= after {
-				return phids, kinds, nil
-			}
-			if len(x.Comments) == 0 && x.Type != nil {
-				phids = append(phids, x.PHID)
-				kinds[*x.Type] = true
-			}
+		if len(x.Comments) == 0 && x.Type != nil {
+			phids = append(phids, x.PHID)
+			kinds[*x.Type] = true
 		}
-		if pg.Cursor.After == nil || *pg.Cursor.After == "" || len(pg.Data) == 0 {
-			return phids, kinds, nil
-		}
-		params["after"] = *pg.Cursor.After
-	}
+		return nil
+	})
+	return phids, kinds, err
 }
 
 // newest is the ID of a revision's newest transaction.
