@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/google/uuid"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/prophet-sync/prophet/changeset"
 )
@@ -32,7 +34,7 @@ import (
 //   - the syncer waits for each batch's fsync, in order, publishes the new
 //     durable state and answers the group's requests (I1).
 //
-// So N concurrent committers share one fsync (group commit), and three
+// So N concurrent committers share one fsync (group commit), and
 // consecutive groups are staged, applied and synced at once. Until the
 // applier has applied a group, staging reads its writes from its overlays
 // (c.pending).
@@ -82,6 +84,13 @@ type committer struct {
 	// the applier, in any order.
 	applyq, syncq chan *inflight
 	fastq         chan *fastUnit
+	// unsynced bounds the bytes of the batches applied and not yet
+	// answered (their log entries): the applier waits for the syncer
+	// beyond it, so a slow disk holds back bulk loads instead of piling
+	// batches up in memory. Small batches never wait: blocking the applier
+	// behind an fsync kept the next batch out of the WAL until the fsync
+	// was answered, and the disk idled meanwhile.
+	unsynced *semaphore.Weighted
 
 	// gate is held shared by parallel commits while they stage, and
 	// exclusively by the committer while it stages and applies (fast.go).
@@ -117,18 +126,19 @@ type committer struct {
 
 func newCommitter(r *Replica) *committer {
 	c := &committer{
-		r:       r,
-		reqs:    make(chan *request, 1024),
-		quit:    make(chan struct{}),
-		seq:     r.durable.Load(),
-		hlc:     r.hlc,
-		tickets: maps.Clone(r.tickets),
-		types:   maps.Clone(r.types),
-		dig:     r.dig,
-		applyq:  make(chan *inflight, 0),
-		syncq:   make(chan *inflight, 2),
-		fastq:   make(chan *fastUnit, 1024),
-		locks:   lockTable{held: map[recKey]chan struct{}{}},
+		r:        r,
+		reqs:     make(chan *request, 1024),
+		quit:     make(chan struct{}),
+		seq:      r.durable.Load(),
+		hlc:      r.hlc,
+		tickets:  maps.Clone(r.tickets),
+		types:    maps.Clone(r.types),
+		dig:      r.dig,
+		applyq:   make(chan *inflight, 0),
+		syncq:    make(chan *inflight, syncQueueLen),
+		fastq:    make(chan *fastUnit, 1024),
+		locks:    lockTable{held: map[recKey]chan struct{}{}},
+		unsynced: semaphore.NewWeighted(unsyncedGroups * int64(r.opts.MaxGroupBytes)),
 		ap: applied{
 			seq: r.durable.Load(), hlc: r.hlc, dig: r.dig,
 			tickets: maps.Clone(r.tickets), types: maps.Clone(r.types),
@@ -322,7 +332,17 @@ type inflight struct {
 	reqs   []*request
 	err    error // set by the applier if the batch could not be applied
 	marker bool  // nothing to write: only answer reqs, in order
+	weight int64 // its share of committer.unsynced
 }
+
+const (
+	// unsyncedGroups is how many full groups (Options.MaxGroupBytes) may
+	// be applied and not yet answered.
+	unsyncedGroups = 4
+	// syncQueueLen is the capacity of syncq: far more small batches than
+	// ever wait for one fsync, so that only unsynced holds the applier.
+	syncQueueLen = 1024
+)
 
 // commit hands t to the applier and moves the committer's own state on, so
 // the next group is staged at once, while t is applied to the memtable on
@@ -392,6 +412,12 @@ func (c *committer) applier() {
 			c.apply(f)
 		case u := <-c.fastq:
 			held[u.seq] = u
+			// The committers that an fsync answered come back together,
+			// and the first one's send woke us. Let those that are ready
+			// to run stage and queue their units first, so that they go
+			// into this batch rather than one batch each: a batch has a
+			// fixed cost (its meta keys, a commit in Pebble, an answer).
+			runtime.Gosched()
 			for len(c.fastq) > 0 && len(held) < c.r.opts.MaxGroupChangesets {
 				u := <-c.fastq
 				held[u.seq] = u
@@ -422,6 +448,15 @@ func (c *committer) apply(f *inflight) {
 	}
 	a.cond.Broadcast()
 	a.mu.Unlock()
+	c.toSyncer(f)
+}
+
+// toSyncer hands an applied batch to the syncer, once the batches not yet
+// answered leave room for it.
+func (c *committer) toSyncer(f *inflight) {
+	f.weight = min(max(int64(f.t.size), 1), unsyncedGroups*int64(c.r.opts.MaxGroupBytes))
+	// Acquire fails only with a cancelled context, and this one is not.
+	_ = c.unsynced.Acquire(context.Background(), f.weight)
 	c.syncq <- f
 }
 
@@ -494,7 +529,7 @@ func (c *committer) refuseFast(held map[uint64]*fastUnit, err error) {
 	}
 	close(f.t.applied)
 	c.locks.unlock(keys)
-	c.syncq <- f
+	c.toSyncer(f)
 }
 
 // typeStats is typ's applied stats (applier goroutine).
@@ -546,6 +581,7 @@ func (c *committer) syncer() {
 		c.durMu.Lock()
 		c.durCond.Broadcast()
 		c.durMu.Unlock()
+		c.unsynced.Release(f.weight)
 	}
 }
 
