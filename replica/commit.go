@@ -352,6 +352,7 @@ const (
 // Until the applier has applied t, its writes are not in Pebble; staging
 // reads them from t's overlays instead (c.pending, consulted by lookup).
 func (c *committer) commit(t *txn, reqs []*request) {
+	t.closeReader()
 	if len(t.w.ops) == 0 && len(t.tickets) == 0 && len(reqs) == 0 {
 		return
 	}

@@ -89,6 +89,11 @@ func (r *Replica) readState(typ string, id uuid.UUID) (*state, error) {
 	if err != nil || !ok {
 		return nil, err
 	}
+	return r.decodeStateOf(typ, id, v)
+}
+
+// decodeStateOf decodes the R value v of typ/id.
+func (r *Replica) decodeStateOf(typ string, id uuid.UUID, v []byte) (*state, error) {
 	s, err := decodeState(v)
 	if err != nil {
 		return nil, fmt.Errorf("replica %s: %s %s: %w (run prophet verify)", r.dir, typ, id, err)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -702,5 +703,61 @@ func TestFollow(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Follow did not stop at Close")
+	}
+}
+
+// A bulk load reads what the batches before it wrote, also those that are
+// applied while it stages (each batch reads Pebble through one iterator,
+// made at its first read): in tiny batches, every update of a record
+// records the previous update's value as its old value.
+func TestBulkReadsEarlierBatches(t *testing.T) {
+	opts := testOptions(nil)
+	opts.MaxGroupChangesets = 2
+	r, err := replica.Init(t.TempDir(), uuid.Nil, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	const records, updates = 7, 600
+	ids := make([]uuid.UUID, records)
+	for i := range ids {
+		ids[i] = uuid.New()
+	}
+	n := 0
+	if _, err := r.Bulk(ctx, func() (*replica.Unit, error) {
+		if n++; n > records+updates {
+			return nil, nil
+		}
+		i := (n - 1) % records
+		if n <= records {
+			return &replica.Unit{Edits: []replica.Edit{{Type: "bug", Record: ids[i], Op: replica.Create, Set: map[string]string{"v": "0"}}}}, nil
+		}
+		return &replica.Unit{Edits: []replica.Edit{{Type: "bug", Record: ids[i], Op: replica.Update, Set: map[string]string{"v": strconv.Itoa(n)}}}}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	last := map[uuid.UUID]string{}
+	it := r.Log(1)
+	defer it.Close()
+	for it.Next() {
+		cs, err := it.Changeset()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ch := range cs.Changes {
+			for _, p := range ch.Props {
+				if p.Old != last[ch.Record] {
+					t.Fatalf("changeset %d: %s: old value %q, but the previous one wrote %q", cs.Seq, ch.Record, p.Old, last[ch.Record])
+				}
+				last[ch.Record] = p.New
+			}
+		}
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.Verify(ctx)
+	if err != nil || !rep.OK() {
+		t.Fatalf("verify: %+v, %v", rep, err)
 	}
 }
