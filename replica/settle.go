@@ -136,7 +136,7 @@ func (u *unit) settle(cs *changeset.Changeset, settle Settler) error {
 	for i := range cs.Changes {
 		ch := &cs.Changes[i]
 		k := recKey{ch.RecordType, ch.Record}
-		cur, err := u.lookup(k, false)
+		cur, err := u.lookup(k, expectAny)
 		if err != nil {
 			return err
 		}
@@ -170,7 +170,7 @@ func (u *unit) settle(cs *changeset.Changeset, settle Settler) error {
 	// The nullification: each conflicting record as cs expects it.
 	var null []changeset.Change
 	for _, rc := range recs {
-		cur, _ := u.lookup(rc.k, false)
+		cur, _ := u.lookup(rc.k, expectAny)
 		vis := cur.visible()
 		ch := changeset.Change{RecordType: rc.k.typ, Record: rc.k.id}
 		switch {
@@ -219,7 +219,7 @@ func (u *unit) settle(cs *changeset.Changeset, settle Settler) error {
 	// too, wherever the changesets travel.
 	var res []changeset.Change
 	for i, rc := range recs {
-		cur, _ := u.lookup(rc.k, false)
+		cur, _ := u.lookup(rc.k, expectAny)
 		vis, f := cur.visible(), finals[i]
 		liveness := conflicts[i].Source.Live != conflicts[i].Target.Live
 		ch := changeset.Change{RecordType: rc.k.typ, Record: rc.k.id}

@@ -83,14 +83,15 @@ func (t *txn) hasID(id changeset.ID) (bool, error) {
 	return ok, err
 }
 
-// get reads key from Pebble, through one iterator for the whole group.
+// get reads a key that likely does not exist (a new record, a changeset
+// not yet integrated) from Pebble, through one iterator for the whole
+// group.
 //
 // The iterator uses L6's bloom filters, which Pebble's Get and iterators
-// skip by default (they expect keys to exist there): staging mostly asks
-// for keys that do not exist (a new record, a changeset not yet
-// integrated), and without the filter each such read cost a data block of
-// the last level, half of a bulk load's staging in a large replica. One
-// iterator per group also spares a Get's opening of every level anew.
+// skip by default (they expect keys to exist there): without them each
+// such read cost a data block of the last level, half of a bulk load's
+// staging in a large replica. For a key that does exist, the filter is
+// only a cost, so those reads are Gets (expectAny).
 //
 // The iterator does not see the batches applied after it was made, but
 // those are still in c.pending until this group is committed (commit
@@ -186,7 +187,7 @@ func (t *txn) unit() *unit {
 // lookup returns the record's current state in the unit's view (nil: never
 // seen; see state.visible for live). It reads the DB at most once per record and unit. A record whose
 // UUID this commit just made (fresh) cannot exist, so it costs no read.
-func (u *unit) lookup(k recKey, fresh bool) (*state, error) {
+func (u *unit) lookup(k recKey, e expect) (*state, error) {
 	if s, ok := u.states[k]; ok {
 		return s, nil
 	}
@@ -198,15 +199,33 @@ func (u *unit) lookup(k recKey, fresh bool) (*state, error) {
 		return s, nil
 	}
 	var cur *state
-	if !fresh {
-		var err error
-		if cur, err = u.t.readState(k.typ, k.id); err != nil {
-			return nil, err
-		}
+	var err error
+	switch e {
+	case expectNew:
+		cur, err = u.t.readState(k.typ, k.id)
+	case expectAny:
+		cur, err = u.t.c.r.readState(k.typ, k.id)
+	}
+	if err != nil {
+		return nil, err
 	}
 	u.states[k] = cur
 	return cur, nil
 }
+
+// expect is what a lookup expects to find, which picks how it reads.
+type expect uint8
+
+const (
+	// expectAny: a record that may well exist (an update, a delete, a
+	// put): a Get, which stops at the first level that holds it.
+	expectAny expect = iota
+	// expectNew: a record that likely does not exist (an add): the
+	// group's iterator, which checks every level's bloom filter (get).
+	expectNew
+	// expectNone: a record whose UUID this commit generated: no read.
+	expectNone
+)
 
 // edits stages one local changeset built from edits against current state.
 // flags marks it as a nullification or resolution (settle.go).
@@ -231,7 +250,14 @@ func (u *unit) edits(edits []Edit, flags ...func(*changeset.Changeset)) (*change
 			return nil, fmt.Errorf("replica: two edits of %s %s in one commit", e.Type, e.Record)
 		}
 		seen[k] = true
-		cur, err := u.lookup(k, fresh)
+		want := expectAny
+		switch {
+		case fresh:
+			want = expectNone
+		case e.Op == Create:
+			want = expectNew
+		}
+		cur, err := u.lookup(k, want)
 		if err != nil {
 			return nil, err
 		}
@@ -347,7 +373,11 @@ func (u *unit) append(cs *changeset.Changeset, local, checked bool) error {
 	for i := range cs.Changes {
 		ch := &cs.Changes[i]
 		k := recKey{ch.RecordType, ch.Record}
-		cur, err := u.lookup(k, false)
+		e := expectAny
+		if ch.Op == changeset.Add {
+			e = expectNew
+		}
+		cur, err := u.lookup(k, e)
 		if err != nil {
 			u.seq--
 			return err
