@@ -185,8 +185,8 @@ func (t *txn) unit() *unit {
 }
 
 // lookup returns the record's current state in the unit's view (nil: never
-// seen; see state.visible for live). It reads the DB at most once per record and unit. A record whose
-// UUID this commit just made (fresh) cannot exist, so it costs no read.
+// seen; see state.visible for live). It reads the DB at most once per
+// record and unit, as e says (expect).
 func (u *unit) lookup(k recKey, e expect) (*state, error) {
 	if s, ok := u.states[k]; ok {
 		return s, nil
