@@ -2,7 +2,6 @@ package replica
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 
 	"github.com/google/uuid"
@@ -48,7 +47,17 @@ func (e *Edit) change(cur *state) (*changeset.Change, error) {
 		return nil, fmt.Errorf("replica: edit of %s %s has no valid op (%d); use Create, Update, Delete or Put", e.Type, e.Record, e.Op)
 	}
 	ch := &changeset.Change{RecordType: e.Type, Record: e.Record}
-	names := slices.Sorted(maps.Keys(e.Set))
+	var arr [8]string // on the stack for a typical edit
+	names := arr[:0]
+	for n := range e.Set {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	n := len(names)
+	if cur != nil && e.Op != Create {
+		n += len(cur.Props)
+	}
+	ch.Props = make([]changeset.PropChange, 0, n)
 	switch {
 	case e.Op == Create && cur != nil:
 		return nil, fmt.Errorf("%w: %s %s already exists", ErrConflict, e.Type, e.Record)

@@ -299,7 +299,7 @@ func (u *fastUnit) stage(cs *changeset.Changeset, keys []recKey, cur []*state, l
 			}
 			stats = append(stats, s)
 		}
-		putRecord(&w, cs.Seq, stagedChange{k: k, old: old, new: next}, &stats[j], &u.dig)
+		putRecord(&w, &w.arena, cs.Seq, stagedChange{k: k, old: old, new: next}, &stats[j], &u.dig)
 	}
 	u.ops = w.ops
 	for j := range u.types {

@@ -1,8 +1,10 @@
 package replica
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 
 	"github.com/google/uuid"
 )
@@ -45,7 +47,7 @@ func appendLP(b []byte, s string) []byte {
 
 func metaKey(name string) []byte { return append([]byte{prefixMeta}, name...) }
 
-func logKey(seq uint64) []byte { return appendU64([]byte{prefixLog}, seq) }
+func logKey(seq uint64) []byte { return (*arena)(nil).logKey(seq) }
 
 func originKey(origin uuid.UUID, seq uint64) []byte {
 	return appendU64(append([]byte{prefixOrigin}, origin[:]...), seq)
@@ -56,39 +58,90 @@ func ticketKey(origin uuid.UUID) []byte { return append([]byte{prefixTicket}, or
 func peerKey(peer uuid.UUID) []byte { return append([]byte{prefixPeer}, peer[:]...) }
 
 // typePrefix is p lp(type): the start of every per-type keyspace.
-func typePrefix(p byte, typ string) []byte { return typePrefixCap(p, typ, 0) }
+func typePrefix(p byte, typ string) []byte { return (*arena)(nil).typePrefix(p, typ, 0) }
 
-// typePrefixCap is typePrefix with room for more bytes after it, so that
-// a key is one allocation (the commit path makes several per record).
-func typePrefixCap(p byte, typ string, more int) []byte {
-	b := make([]byte, 1, 1+binary.MaxVarintLen64+len(typ)+more)
-	b[0] = p
-	return appendLP(b, typ)
-}
-
-func recordKey(typ string, id uuid.UUID) []byte {
-	return append(typePrefixCap(prefixRecord, typ, 16), id[:]...)
-}
+func recordKey(typ string, id uuid.UUID) []byte { return (*arena)(nil).recordKey(typ, id) }
 
 func historyKey(typ string, id uuid.UUID, seq uint64) []byte {
-	return appendU64(append(typePrefixCap(prefixHistory, typ, 24), id[:]...), seq)
+	return (*arena)(nil).historyKey(typ, id, seq)
 }
 
 func propPrefix(typ, name, value string) []byte {
-	return propPrefixCap(typ, name, value, 0)
-}
-
-func propPrefixCap(typ, name, value string, more int) []byte {
-	b := typePrefixCap(prefixProp, typ, 2*binary.MaxVarintLen64+len(name)+len(value)+more)
-	return appendLP(appendLP(b, name), value)
+	return (*arena)(nil).propPrefix(typ, name, value, 0)
 }
 
 func propKey(typ, name, value string, id uuid.UUID) []byte {
-	return append(propPrefixCap(typ, name, value, 16), id[:]...)
+	return (*arena)(nil).propKey(typ, name, value, id)
 }
 
-func luidRevKey(typ string, luid uint64) []byte {
-	return appendU64(typePrefixCap(prefixLUID, typ, 8), luid)
+func luidRevKey(typ string, luid uint64) []byte { return (*arena)(nil).luidRevKey(typ, luid) }
+
+// arena hands out the keys and values of a commit from a few shared
+// chunks: the commit path makes about ten per changeset, and allocating
+// each one cost more than building it. A slice from an arena is only ever
+// appended to within the capacity asked for, so slices never overlap. A
+// nil *arena allocates each slice by itself.
+type arena struct {
+	chunk []byte
+	size  int // of a new chunk (0: arenaChunk)
+	w     appendWriter
+}
+
+const arenaChunk = 1 << 10
+
+// alloc returns an empty slice with room for n bytes.
+func (a *arena) alloc(n int) []byte {
+	if a == nil {
+		return make([]byte, 0, n)
+	}
+	if cap(a.chunk)-len(a.chunk) < n {
+		size := cmp.Or(a.size, arenaChunk)
+		if n > size/4 {
+			return make([]byte, 0, n) // no room wasted at a chunk's end
+		}
+		a.chunk = make([]byte, 0, size)
+	}
+	l := len(a.chunk)
+	a.chunk = a.chunk[:l+n]
+	return a.chunk[l : l : l+n]
+}
+
+// appendWriter is an io.Writer (and io.ByteWriter, so that msgpack writes
+// to it directly) that appends to a slice.
+type appendWriter struct{ b []byte }
+
+func (w *appendWriter) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
+func (w *appendWriter) WriteByte(c byte) error      { w.b = append(w.b, c); return nil }
+
+func uvarintLen(x uint64) int { return (bits.Len64(x|1) + 6) / 7 }
+
+func (a *arena) logKey(seq uint64) []byte { return appendU64(append(a.alloc(9), prefixLog), seq) }
+
+// typePrefix is p lp(type), with room for more bytes after it.
+func (a *arena) typePrefix(p byte, typ string, more int) []byte {
+	b := a.alloc(1 + uvarintLen(uint64(len(typ))) + len(typ) + more)
+	return appendLP(append(b, p), typ)
+}
+
+func (a *arena) recordKey(typ string, id uuid.UUID) []byte {
+	return append(a.typePrefix(prefixRecord, typ, 16), id[:]...)
+}
+
+func (a *arena) historyKey(typ string, id uuid.UUID, seq uint64) []byte {
+	return appendU64(append(a.typePrefix(prefixHistory, typ, 24), id[:]...), seq)
+}
+
+func (a *arena) propPrefix(typ, name, value string, more int) []byte {
+	b := a.typePrefix(prefixProp, typ, uvarintLen(uint64(len(name)))+len(name)+uvarintLen(uint64(len(value)))+len(value)+more)
+	return appendLP(appendLP(b, name), value)
+}
+
+func (a *arena) propKey(typ, name, value string, id uuid.UUID) []byte {
+	return append(a.propPrefix(typ, name, value, 16), id[:]...)
+}
+
+func (a *arena) luidRevKey(typ string, luid uint64) []byte {
+	return appendU64(a.typePrefix(prefixLUID, typ, 8), luid)
 }
 
 func typeKey(typ string) []byte { return typePrefix(prefixType, typ) }

@@ -138,17 +138,13 @@ func (s *state) cloneGrow(n int) *state {
 // origin bin16, seq, ...], [registers: name, value, writer index, ...]].
 // Stamps are stored once each: a record's registers mostly share a few
 // writers.
-func encodeState(s *state) []byte {
+func encodeState(a *arena, s *state) []byte {
 	size := 64 + len(s.Creator)
 	for _, r := range s.Regs {
 		size += 8 + len(r.Name) + len(r.Value)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size+3*32))
-	e := msgpack.GetEncoder()
-	defer msgpack.PutEncoder(e)
-	e.Reset(buf)
-	e.UseCompactInts(true)
-	var ks []stamp
+	var ksArr [4]stamp // a record's registers mostly share a few writers
+	ks := ksArr[:0]
 	idx := func(k stamp) int {
 		for i, x := range ks {
 			if x == k {
@@ -159,10 +155,20 @@ func encodeState(s *state) []byte {
 		return len(ks) - 1
 	}
 	liveIdx, addIdx := idx(s.LiveK), idx(s.AddK)
-	regIdx := make([]int, len(s.Regs))
-	for i, r := range s.Regs {
-		regIdx[i] = idx(r.K)
+	for _, r := range s.Regs {
+		idx(r.K)
 	}
+	var w *appendWriter
+	if a != nil {
+		w = &a.w
+	} else {
+		w = new(appendWriter)
+	}
+	w.b = a.alloc(size + 32*len(ks))
+	e := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(e)
+	e.Reset(w)
+	e.UseCompactInts(true)
 	e.EncodeArrayLen(9)
 	e.EncodeString(s.Creator)
 	e.EncodeBytes(s.Origin[:])
@@ -178,12 +184,14 @@ func encodeState(s *state) []byte {
 		e.EncodeUint(k.S)
 	}
 	e.EncodeArrayLen(3 * len(s.Regs))
-	for i, r := range s.Regs {
+	for _, r := range s.Regs {
 		e.EncodeString(r.Name)
 		e.EncodeString(r.Value)
-		e.EncodeInt(int64(regIdx[i]))
+		e.EncodeInt(int64(idx(r.K)))
 	}
-	return buf.Bytes()
+	b := w.b
+	w.b = nil
+	return b
 }
 
 func decodeState(b []byte) (*state, error) {
@@ -292,20 +300,15 @@ func decodeUUID(d *msgpack.Decoder, id *uuid.UUID) error {
 type digest [4]uint64 // little-endian limbs
 
 func recordHash(typ string, id uuid.UUID, props []Prop) digest {
-	h := sha256.New()
-	var lp [binary.MaxVarintLen64]byte
-	w := func(s string) {
-		h.Write(lp[:binary.PutUvarint(lp[:], uint64(len(s)))])
-		h.Write([]byte(s))
-	}
-	w(typ)
-	h.Write(id[:])
+	// The hash is over lp(type) id (lp(name) lp(value))..., built in one
+	// buffer (on the stack for a typical record) and hashed at once.
+	var arr [512]byte
+	b := appendLP(arr[:0], typ)
+	b = append(b, id[:]...)
 	for _, p := range props {
-		w(p.Name)
-		w(p.Value)
+		b = appendLP(appendLP(b, p.Name), p.Value)
 	}
-	var sum [32]byte
-	h.Sum(sum[:0])
+	sum := sha256.Sum256(b)
 	return digestFromBytes(sum[:])
 }
 

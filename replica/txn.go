@@ -47,7 +47,7 @@ type txn struct {
 
 func (c *committer) newTxn() *txn {
 	return &txn{
-		c: c, seq: c.seq, dig: c.dig, hlc: c.hlc, w: opBuffer{ops: getOps()},
+		c: c, seq: c.seq, dig: c.dig, hlc: c.hlc, w: opBuffer{ops: getOps(), arena: arena{size: 64 << 10}},
 		states: map[recKey]*state{}, ids: map[changeset.ID]bool{},
 		tickets: map[uuid.UUID]uint64{}, types: map[string]typeStats{},
 	}
@@ -428,7 +428,7 @@ func (u *unit) merge() ([]*changeset.Changeset, int) {
 	out := make([]*changeset.Changeset, 0, len(u.out))
 	for _, st := range u.out {
 		cs := st.cs
-		t.w.Set(logKey(cs.Seq), st.enc, nil)
+		t.w.Set(t.w.arena.logKey(cs.Seq), st.enc, nil)
 		if cs.Origin != u.t.c.r.id {
 			t.w.Set(originKey(cs.Origin, cs.OriginSeq), appendU64(nil, cs.Seq), nil)
 		}
@@ -453,7 +453,7 @@ func (u *unit) merge() ([]*changeset.Changeset, int) {
 // writeRecord stages one record's change in t's batch and overlays.
 func (t *txn) writeRecord(seq uint64, sc stagedChange) {
 	stats := t.typeStats(sc.k.typ)
-	putRecord(&t.w, seq, sc, &stats, &t.dig)
+	putRecord(&t.w, &t.w.arena, seq, sc, &stats, &t.dig)
 	t.types[sc.k.typ] = stats
 	t.states[sc.k] = sc.new
 }
@@ -464,19 +464,19 @@ func (t *txn) writeRecord(seq uint64, sc stagedChange) {
 // deleted and added again gets a new one). It updates stats and dig from
 // the visible states. The commit path and verify's replay both use it, so a
 // replay writes byte-for-byte what a commit wrote.
-func putRecord(b keyWriter, seq uint64, sc stagedChange, stats *typeStats, dig *digest) {
+func putRecord(b keyWriter, a *arena, seq uint64, sc stagedChange, stats *typeStats, dig *digest) {
 	k := sc.k
 	was, is := sc.old.visible(), sc.new.visible()
 	switch {
 	case was == nil && is != nil:
 		sc.new.LUID = stats.NextLUID
 		stats.NextLUID++
-		b.Set(luidRevKey(k.typ, sc.new.LUID), k.id[:], nil)
+		b.Set(a.luidRevKey(k.typ, sc.new.LUID), k.id[:], nil)
 	case sc.old != nil:
 		sc.new.LUID = sc.old.LUID
 	}
-	b.Set(historyKey(k.typ, k.id, seq), nil, nil)
-	b.Set(recordKey(k.typ, k.id), encodeState(sc.new), nil)
+	b.Set(a.historyKey(k.typ, k.id, seq), nil, nil)
+	b.Set(a.recordKey(k.typ, k.id), encodeState(a, sc.new), nil)
 	var oldProps, newProps []Prop
 	if was != nil {
 		oldProps = was.Props
@@ -489,9 +489,9 @@ func putRecord(b keyWriter, seq uint64, sc stagedChange, stats *typeStats, dig *
 		stats.Live++
 	}
 	diffProps(oldProps, newProps, func(p Prop) {
-		b.Delete(propKey(k.typ, p.Name, p.Value, k.id), nil)
+		b.Delete(a.propKey(k.typ, p.Name, p.Value, k.id), nil)
 	}, func(p Prop) {
-		b.Set(propKey(k.typ, p.Name, p.Value, k.id), nil, nil)
+		b.Set(a.propKey(k.typ, p.Name, p.Value, k.id), nil, nil)
 	})
 }
 
@@ -543,7 +543,10 @@ type keyWriter interface {
 // batch in key order. Pebble's memtable inserter reuses the position of the
 // previous insert, so sorted inserts cost a fraction of scattered ones; the
 // sort is stable, so writes to one key keep their order.
-type opBuffer struct{ ops []op }
+type opBuffer struct {
+	ops   []op
+	arena arena // the keys and values of ops
+}
 
 type op struct {
 	key, value []byte
@@ -584,7 +587,7 @@ func (w *opBuffer) build(db *pebble.DB) *pebble.Batch {
 		}
 	}
 	putOps(w.ops)
-	w.ops = nil
+	w.ops, w.arena = nil, arena{}
 	return b
 }
 

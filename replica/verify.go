@@ -240,7 +240,7 @@ func (p *replay) apply(cs *changeset.Changeset, rep *VerifyReport) error {
 		if !ok {
 			stats.NextLUID = 1
 		}
-		putRecord(p.b, cs.Seq, sc, &stats, &p.dig)
+		putRecord(p.b, nil, cs.Seq, sc, &stats, &p.dig)
 		p.types[k.typ] = stats
 	}
 	if p.pending++; p.pending >= 4096 {

@@ -32,11 +32,11 @@ func TestVerifyFindsDamage(t *testing.T) {
 			return nil
 		}, "I7: identity index"},
 		{"stray record", func(r *Replica, id uuid.UUID) []byte {
-			r.db.Set(recordKey("bug", uuid.New()), encodeState(&state{}), pebble.Sync)
+			r.db.Set(recordKey("bug", uuid.New()), encodeState(nil, &state{}), pebble.Sync)
 			return nil
 		}, "is not explained by the log"},
 		{"changed value", func(r *Replica, id uuid.UUID) []byte {
-			r.db.Set(recordKey("bug", id), encodeState(&state{Props: []Prop{{"status", "closed"}}}), pebble.Sync)
+			r.db.Set(recordKey("bug", id), encodeState(nil, &state{Props: []Prop{{"status", "closed"}}}), pebble.Sync)
 			return nil
 		}, "I7: records"},
 		{"ticket ahead", func(r *Replica, id uuid.UUID) []byte {
