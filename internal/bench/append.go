@@ -110,9 +110,9 @@ func benchAppend(ctx context.Context, f *appendFlags, stderr io.Writer) (*Append
 	vals := valueSet(rep.ChangesetBytes, f.writers)
 	groups := [][]step{
 		{{&rep.RawSync1, "raw_pebble_sync_1", 1, raw.syncOp(vals), nil},
-			{&rep.Commit1, "engine_commit_1", 1, e.commitOp(), &rep.RawSync1}},
+			{&rep.Commit1, "engine_commit_1", 1, e.commitOp(1), &rep.RawSync1}},
 		{{&rep.RawSyncN, "raw_pebble_sync_n", f.writers, raw.syncOp(vals), nil},
-			{&rep.CommitN, "engine_commit_n", f.writers, e.commitOp(), &rep.RawSyncN}},
+			{&rep.CommitN, "engine_commit_n", f.writers, e.commitOp(f.writers), &rep.RawSyncN}},
 		{{&rep.RawBatch, "raw_pebble_batch", 1, raw.batchOp(vals, f.batch), nil},
 			{&rep.BulkCreate, "bulk_create", 1, e.bulkCreateOp(), &rep.RawBatch},
 			{&rep.BulkUpdate, "bulk_update", 1, e.bulkUpdateOp(), &rep.RawBatch}},

@@ -78,8 +78,8 @@ func run(b *testing.B, parallel bool, f op) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "changesets/s")
 }
 
-func BenchmarkCommit1(b *testing.B)  { run(b, false, newEngine(b).commitOp()) }
-func BenchmarkCommit64(b *testing.B) { run(b, true, newEngine(b).commitOp()) }
+func BenchmarkCommit1(b *testing.B)  { run(b, false, newEngine(b).commitOp(1)) }
+func BenchmarkCommit64(b *testing.B) { run(b, true, newEngine(b).commitOp(goroutines())) }
 
 func BenchmarkRawPebbleSync1(b *testing.B) {
 	raw := newRaw(b)
