@@ -34,7 +34,8 @@ type Edit struct {
 	// (Options.NewUUID).
 	Record uuid.UUID
 	Op     EditOp
-	// Set holds the new values; "" means unset.
+	// Set holds the new values; "" means unset. Commit and Bulk only read
+	// it, and keep no reference once they return: the caller may reuse it.
 	Set map[string]string
 }
 

@@ -761,3 +761,34 @@ func TestBulkReadsEarlierBatches(t *testing.T) {
 		t.Fatalf("verify: %+v, %v", rep, err)
 	}
 }
+
+// Commit keeps no reference to an edit's Set (Edit's contract): a caller
+// that reuses its map for the next commit changes neither the record nor
+// the changeset it got back.
+func TestCommitKeepsNoReferenceToSet(t *testing.T) {
+	r, _ := newReplica(t)
+	set := map[string]string{"status": "open", "owner": "alice"}
+	var ids []uuid.UUID
+	var css []*changeset.Changeset
+	for _, status := range []string{"open", "closed"} {
+		set["status"] = status
+		cs, err := r.Commit(ctx, replica.Edit{Type: "bug", Op: replica.Create, Set: set})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, css = append(ids, cs.Changes[0].Record), append(css, cs)
+	}
+	set["status"], set["owner"] = "reused", "bob"
+	for i, want := range []string{"open", "closed"} {
+		rec, err := r.Get("bug", ids[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := propsOf(rec); got != "owner=alice status="+want {
+			t.Errorf("record %d after its map was reused: %s", i, got)
+		}
+		if got := css[i].Changes[0].Props[1].New; got != want {
+			t.Errorf("changeset %d after its map was reused: status %q, want %q", i, got, want)
+		}
+	}
+}
