@@ -2,6 +2,7 @@ package foreign
 
 import (
 	"regexp"
+	"sync"
 
 	"github.com/google/uuid"
 )
@@ -12,13 +13,15 @@ import (
 // replica, finds the object by it instead of making a second one.
 type Marker struct {
 	open, close string
-	re          *regexp.Regexp
+	re          func() *regexp.Regexp // compiled on first use, not at init
 }
 
 // NewMarker makes the marker "open UUID close", on a line of its own at
 // the end of a text.
 func NewMarker(open, close string) *Marker {
-	re := regexp.MustCompile(`(?m)[\r\n]*^` + regexp.QuoteMeta(open) + `([0-9a-f-]{36})` + regexp.QuoteMeta(close) + `\s*\z`)
+	re := sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?m)[\r\n]*^` + regexp.QuoteMeta(open) + `([0-9a-f-]{36})` + regexp.QuoteMeta(close) + `\s*\z`)
+	})
 	return &Marker{open: open, close: close, re: re}
 }
 
@@ -36,7 +39,7 @@ func (m *Marker) Append(text string, id uuid.UUID) string {
 // Split returns text without its marker, and the record the marker names
 // (uuid.Nil: none).
 func (m *Marker) Split(text string) (string, uuid.UUID) {
-	loc := m.re.FindStringSubmatchIndex(text)
+	loc := m.re().FindStringSubmatchIndex(text)
 	if loc == nil {
 		return text, uuid.Nil
 	}
@@ -46,3 +49,14 @@ func (m *Marker) Split(text string) (string, uuid.UUID) {
 	}
 	return text[:loc[0]], id
 }
+
+// RedactAddr hides whatever could be a password in a gateway's address,
+// which may not even parse: anything between "//" and an "@".
+func RedactAddr(addr string) string {
+	return userinfoRE().ReplaceAllString(addr, "//xxxxx@")
+}
+
+// userinfoRE is compiled on first use: every process links the gateways,
+// and most never print an address (each regexp compiled at init costs a
+// short CLI command its share of a millisecond).
+var userinfoRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`//[^/@]*@`) })

@@ -32,7 +32,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -93,7 +92,7 @@ const defaultAPI = "https://api.github.com/"
 
 // ParseAddress splits github:OWNER/REPO[?api=URL].
 func ParseAddress(addr string) (owner, repo, api, canonical string, err error) {
-	shown := userinfoRE.ReplaceAllString(addr, "//xxxxx@")
+	shown := foreign.RedactAddr(addr)
 	rest, ok := strings.CutPrefix(addr, "github:")
 	if !ok {
 		return "", "", "", "", fmt.Errorf("github: address %q does not start with github: (write github:OWNER/REPO)", shown)
@@ -190,8 +189,6 @@ func (g *Gateway) commentKey(id int64) string { return "comment/" + strconv.Form
 func (g *Gateway) objectUUID(key string) uuid.UUID {
 	return foreign.NameUUID(g.api + "repos/" + strings.ToLower(g.owner) + "/" + strings.ToLower(g.repo) + "/" + key)
 }
-
-var userinfoRE = regexp.MustCompile(`//[^/@]*@`)
 
 // markers are the hidden lines a push appends to a body it writes.
 var markers = foreign.NewMarker("<!-- prophet-record: ", " -->")

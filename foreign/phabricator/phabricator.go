@@ -59,7 +59,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -137,7 +136,7 @@ type Gateway struct {
 // ParseAddress splits phab:URL[?responsible=...] into the canonical
 // address, the web root and the responsible names.
 func ParseAddress(addr string) (canonical, base string, queries [][]string, err error) {
-	shown := userinfoRE.ReplaceAllString(addr, "//xxxxx@")
+	shown := foreign.RedactAddr(addr)
 	rest, ok := strings.CutPrefix(addr, "phab:")
 	if !ok {
 		rest, ok = strings.CutPrefix(addr, "phabricator:")
@@ -179,8 +178,6 @@ func ParseAddress(addr string) (canonical, base string, queries [][]string, err 
 	root := u.Scheme + "://" + strings.ToLower(u.Host) + path
 	return "phab:" + root, root + "/", queries, nil
 }
-
-var userinfoRE = regexp.MustCompile(`//[^/@]*@`)
 
 // New makes a gateway.
 func New(cfg Config) (*Gateway, error) {

@@ -33,7 +33,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -95,18 +94,18 @@ func CredentialsFromEnv() Credentials {
 func ParseAddress(addr string) (web, queue, canonical string, err error) {
 	rest, ok := strings.CutPrefix(addr, "rt:")
 	if !ok {
-		return "", "", "", fmt.Errorf("rt: address %q does not start with rt: (write rt:http://HOST:PORT/?queue=NAME)", redactAddr(addr))
+		return "", "", "", fmt.Errorf("rt: address %q does not start with rt: (write rt:http://HOST:PORT/?queue=NAME)", foreign.RedactAddr(addr))
 	}
 	u, err := url.Parse(rest)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", "", "", fmt.Errorf("rt: address %q: want rt:http://HOST[:PORT][/PATH][/?queue=NAME]", redactAddr(addr))
+		return "", "", "", fmt.Errorf("rt: address %q: want rt:http://HOST[:PORT][/PATH][/?queue=NAME]", foreign.RedactAddr(addr))
 	}
 	if u.User != nil {
 		return "", "", "", fmt.Errorf("rt: address %q holds credentials; put them in PROPHET_RT_USER and PROPHET_RT_PASSWORD (or PROPHET_RT_TOKEN) instead", redact(rest))
 	}
 	for k := range u.Query() {
 		if k != "queue" {
-			return "", "", "", fmt.Errorf("rt: address %q: unknown parameter %q (only queue)", redactAddr(addr), k)
+			return "", "", "", fmt.Errorf("rt: address %q: unknown parameter %q (only queue)", foreign.RedactAddr(addr), k)
 		}
 	}
 	queue = u.Query().Get("queue")
@@ -117,14 +116,6 @@ func ParseAddress(addr string) (web, queue, canonical string, err error) {
 	}
 	return web, queue, canonical, nil
 }
-
-// redactAddr hides whatever could be a password in an address that may
-// not even parse: anything between "//" and an "@".
-func redactAddr(addr string) string {
-	return userinfoRE.ReplaceAllString(addr, "//xxxxx@")
-}
-
-var userinfoRE = regexp.MustCompile(`//[^/@]*@`)
 
 // New makes a gateway.
 func New(cfg Config) (*Gateway, error) {

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 )
 
 var peerCmd = &command{
@@ -46,7 +47,7 @@ shape of prophet --help, one per line.`,
 	},
 }
 
-var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var envNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
 
 func (c *call) peer(tokenEnv string) error {
 	sub, rest := c.args[0], c.args[1:]
@@ -61,7 +62,7 @@ func (c *call) peer(tokenEnv string) error {
 	if tokenEnv != "" && (sub != "add" || !isURL(rest[1])) {
 		return usagef("--token-env goes with peer add NAME URL only (a served replica)")
 	}
-	if tokenEnv != "" && !envNameRE.MatchString(tokenEnv) {
+	if tokenEnv != "" && !envNameRE().MatchString(tokenEnv) {
 		return usagef("--token-env %q: give the name of an environment variable (letters, digits, '_'), not a token", tokenEnv)
 	}
 	pf, err := readPeersFile(c.dir)
@@ -148,10 +149,10 @@ const originPeer = "origin"
 
 const peersFile = "peers.json"
 
-var peerNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+var peerNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`) })
 
 func checkPeerName(name string) error {
-	if !peerNameRE.MatchString(name) {
+	if !peerNameRE().MatchString(name) {
 		return usagef("peer name %q: use letters, digits, '.', '_' and '-', starting with a letter or digit, at most 64 characters", name)
 	}
 	return nil

@@ -154,7 +154,7 @@ type tokenListJSON struct {
 }
 
 func checkTokenName(name string) error {
-	if !peerNameRE.MatchString(name) {
+	if !peerNameRE().MatchString(name) {
 		return usagef("token name %q: use letters, digits, '.', '_' and '-', starting with a letter or digit, at most 64 characters", name)
 	}
 	return nil
