@@ -166,7 +166,10 @@ func encodeState(a *arena, s *state) []byte {
 	}
 	w.b = a.alloc(size + 32*len(ks))
 	e := msgpack.GetEncoder()
-	defer msgpack.PutEncoder(e)
+	defer func() {
+		e.Reset(nil) // the pool keeps the encoder, not the arena
+		msgpack.PutEncoder(e)
+	}()
 	e.Reset(w)
 	e.UseCompactInts(true)
 	e.EncodeArrayLen(9)
