@@ -77,11 +77,6 @@ func (r *Replica) get(key []byte) ([]byte, bool, error) {
 	return out, true, nil
 }
 
-func (r *Replica) has(key []byte) (bool, error) {
-	_, ok, err := r.get(key)
-	return ok, err
-}
-
 // readState returns a record's state, live or not, nil if the replica never
 // saw it.
 func (r *Replica) readState(typ string, id uuid.UUID) (*state, error) {
